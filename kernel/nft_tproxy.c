@@ -1,0 +1,608 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * nf_tables "tproxy" expression: assigns a packet to a transparent socket
+ * (an established one for its own tuple, else a listener at the target
+ * address and port) so that it is delivered to that socket without NAT.
+ *
+ * Same netlink ABI and behaviour as the in-tree nft_tproxy, self-contained:
+ * it needs neither nf_tproxy_ipv{4,6} nor udp{4,6}_lib_lookup().
+ */
+#include <linux/module.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/inetdevice.h>
+#include <net/netfilter/nf_tables.h>
+#include <net/netfilter/nf_tables_core.h>
+#include <net/netfilter/ipv4/nf_defrag_ipv4.h>
+#include <net/inet_sock.h>
+#include <net/tcp.h>
+#include <net/udp.h>
+#if IS_ENABLED(CONFIG_NF_TABLES_IPV6)
+#include <net/netfilter/ipv6/nf_defrag_ipv6.h>
+#include <net/addrconf.h>
+#endif
+
+#include "nft_oot.h"
+
+struct nft_tproxy {
+	u8	sreg_addr;
+	u8	sreg_port;
+	u8	family;
+};
+
+enum nft_tproxy_lookup {
+	NFT_TPROXY_LOOKUP_LISTENER,
+	NFT_TPROXY_LOOKUP_ESTABLISHED,
+};
+
+/*
+ * A UDP socket counts as established only when it is connected and bound
+ * to a specific address; a listener is any socket that is not connected.
+ */
+static bool nft_tproxy_udp_fits(const struct sock *sk, bool wildcard,
+				enum nft_tproxy_lookup type)
+{
+	bool connected = sk->sk_state == TCP_ESTABLISHED;
+
+	if (type == NFT_TPROXY_LOOKUP_ESTABLISHED)
+		return connected && !wildcard;
+	return !connected;
+}
+
+static bool nft_tproxy_pure_syn(const struct tcphdr *th)
+{
+	return th->syn && !th->rst && !th->ack && !th->fin;
+}
+
+/* Consumes the reference of a timewait socket. */
+static void nft_tproxy_twsk_deschedule_put(struct inet_timewait_sock *tw)
+{
+	local_bh_disable();
+	inet_twsk_deschedule_put(tw);
+	local_bh_enable();
+}
+
+/* Consumes @sk's reference when the socket is not transparent. */
+static bool nft_tproxy_sk_transparent(struct sock *sk)
+{
+	if (inet_sk_transparent(sk))
+		return true;
+
+	sock_gen_put(sk);
+	return false;
+}
+
+/* Consumes @sk's reference: the skb keeps it until it is freed. */
+static void nft_tproxy_assign_sock(struct sk_buff *skb, struct sock *sk)
+{
+	skb_orphan(skb);
+	skb->sk = sk;
+	skb->destructor = sock_edemux;
+}
+
+static struct sock *
+nft_tproxy_get_sock_v4(struct net *net, struct sk_buff *skb, int thoff,
+		       u8 protocol, __be32 saddr, __be32 daddr,
+		       __be16 sport, __be16 dport,
+		       const struct net_device *in,
+		       enum nft_tproxy_lookup type)
+{
+	struct tcphdr _th, *th;
+	struct sock *sk;
+
+	switch (protocol) {
+	case IPPROTO_TCP:
+		th = skb_header_pointer(skb, thoff, sizeof(_th), &_th);
+		if (!th)
+			return NULL;
+		if (type == NFT_TPROXY_LOOKUP_LISTENER)
+			return nft_sk_tcp4_listener(net, skb,
+						    thoff + __tcp_hdrlen(th),
+						    saddr, sport, daddr, dport,
+						    in->ifindex);
+		return nft_sk_tcp4_established(net, saddr, sport, daddr, dport,
+					       in->ifindex);
+	case IPPROTO_UDP:
+		sk = nft_sk_udp4_lookup(net, saddr, sport, daddr, dport,
+					in->ifindex);
+		if (sk && !nft_tproxy_udp_fits(sk, !inet_sk(sk)->inet_rcv_saddr,
+					       type)) {
+			sock_put(sk);
+			sk = NULL;
+		}
+		return sk;
+	}
+	return NULL;
+}
+
+/* The target address: the one given, else the input device's primary one. */
+static __be32 nft_tproxy_laddr4(const struct net_device *in, __be32 user_laddr,
+				__be32 daddr)
+{
+	const struct in_ifaddr *ifa;
+	struct in_device *indev;
+
+	if (user_laddr)
+		return user_laddr;
+
+	indev = __in_dev_get_rcu(in);
+	if (!indev)
+		return daddr;
+
+	in_dev_for_each_ifa_rcu(ifa, indev) {
+		if (ifa->ifa_flags & IFA_F_SECONDARY)
+			continue;
+		return ifa->ifa_local;
+	}
+	return daddr;
+}
+
+/*
+ * A new SYN for a tuple in TIME_WAIT goes to the listener at the target
+ * when there is one, and the timewait socket is retired.  Consumes the
+ * reference of @sk; returns a referenced socket or NULL.
+ */
+static struct sock *
+nft_tproxy_time_wait4(struct net *net, struct sk_buff *skb, int thoff,
+		      __be32 laddr, __be16 lport, struct sock *sk,
+		      const struct net_device *in)
+{
+	const struct iphdr *iph = ip_hdr(skb);
+	struct tcphdr _th, *th;
+	struct sock *listener;
+
+	th = skb_header_pointer(skb, thoff, sizeof(_th), &_th);
+	if (!th) {
+		inet_twsk_put(inet_twsk(sk));
+		return NULL;
+	}
+
+	if (!nft_tproxy_pure_syn(th))
+		return sk;
+
+	listener = nft_tproxy_get_sock_v4(net, skb, thoff, IPPROTO_TCP,
+					  iph->saddr, laddr, th->source, lport,
+					  in, NFT_TPROXY_LOOKUP_LISTENER);
+	if (!listener)
+		return sk;
+
+	nft_tproxy_twsk_deschedule_put(inet_twsk(sk));
+	return listener;
+}
+
+static void nft_tproxy_eval_v4(const struct nft_expr *expr,
+			       struct nft_regs *regs,
+			       const struct nft_pktinfo *pkt)
+{
+	const struct nft_tproxy *priv = nft_expr_priv(expr);
+	const struct net_device *in = nft_in(pkt);
+	struct sk_buff *skb = pkt->skb;
+	const struct iphdr *iph = ip_hdr(skb);
+	int thoff = nft_thoff(pkt);
+	struct udphdr _hdr, *hp;
+	__be32 taddr = 0;
+	__be16 tport = 0;
+	struct sock *sk;
+
+	/* Non-first fragments carry no ports to look a socket up with. */
+	if ((pkt->tprot != IPPROTO_TCP && pkt->tprot != IPPROTO_UDP) ||
+	    nft_compat_fragoff(pkt))
+		goto out_break;
+
+	/* The ports are all that is needed, and TCP has them where UDP does. */
+	hp = skb_header_pointer(skb, thoff, sizeof(_hdr), &_hdr);
+	if (!hp)
+		goto out_break;
+
+	/* A packet of a flow that was already diverted finds its socket. */
+	sk = nft_tproxy_get_sock_v4(nft_net(pkt), skb, thoff, pkt->tprot,
+				    iph->saddr, iph->daddr, hp->source,
+				    hp->dest, in,
+				    NFT_TPROXY_LOOKUP_ESTABLISHED);
+
+	if (priv->sreg_addr)
+		taddr = nft_reg_load_be32(&regs->data[priv->sreg_addr]);
+	taddr = nft_tproxy_laddr4(in, taddr, iph->daddr);
+
+	if (priv->sreg_port)
+		tport = nft_reg_load_be16(&regs->data[priv->sreg_port]);
+	if (!tport)
+		tport = hp->dest;
+
+	/* Only TCP has TIME_WAIT. */
+	if (sk && sk->sk_state == TCP_TIME_WAIT)
+		sk = nft_tproxy_time_wait4(nft_net(pkt), skb, thoff, taddr,
+					   tport, sk, in);
+	else if (!sk)
+		sk = nft_tproxy_get_sock_v4(nft_net(pkt), skb, thoff,
+					    pkt->tprot, iph->saddr, taddr,
+					    hp->source, tport, in,
+					    NFT_TPROXY_LOOKUP_LISTENER);
+
+	if (sk && nft_tproxy_sk_transparent(sk)) {
+		nft_tproxy_assign_sock(skb, sk);
+		return;
+	}
+out_break:
+	regs->verdict.code = NFT_BREAK;
+}
+
+#if IS_ENABLED(CONFIG_NF_TABLES_IPV6)
+static struct sock *
+nft_tproxy_get_sock_v6(struct net *net, struct sk_buff *skb, int thoff,
+		       u8 protocol, const struct in6_addr *saddr,
+		       const struct in6_addr *daddr, __be16 sport,
+		       __be16 dport, const struct net_device *in,
+		       enum nft_tproxy_lookup type)
+{
+	struct tcphdr _th, *th;
+	struct sock *sk;
+
+	switch (protocol) {
+	case IPPROTO_TCP:
+		th = skb_header_pointer(skb, thoff, sizeof(_th), &_th);
+		if (!th)
+			return NULL;
+		if (type == NFT_TPROXY_LOOKUP_LISTENER)
+			return nft_sk_tcp6_listener(net, skb,
+						    thoff + __tcp_hdrlen(th),
+						    saddr, sport, daddr, dport,
+						    in->ifindex);
+		return nft_sk_tcp6_established(net, saddr, sport, daddr, dport,
+					       in->ifindex);
+	case IPPROTO_UDP:
+		sk = nft_sk_udp6_lookup(net, saddr, sport, daddr, dport,
+					in->ifindex);
+		if (sk && !nft_tproxy_udp_fits(sk,
+					       ipv6_addr_any(&sk->sk_v6_rcv_saddr),
+					       type)) {
+			sock_put(sk);
+			sk = NULL;
+		}
+		return sk;
+	}
+	return NULL;
+}
+
+/*
+ * The target address: the one given, else the first usable address of the
+ * input device (addresses are kept sorted by scope, global first).
+ */
+static void nft_tproxy_laddr6(const struct net_device *in,
+			      struct in6_addr *taddr,
+			      const struct in6_addr *daddr)
+{
+	const struct inet6_ifaddr *ifa;
+	struct inet6_dev *indev;
+
+	if (!ipv6_addr_any(taddr))
+		return;
+
+	*taddr = *daddr;
+	indev = __in6_dev_get(in);
+	if (!indev)
+		return;
+
+	read_lock_bh(&indev->lock);
+	list_for_each_entry(ifa, &indev->addr_list, if_list) {
+		if (ifa->flags & (IFA_F_TENTATIVE | IFA_F_DEPRECATED))
+			continue;
+		*taddr = ifa->addr;
+		break;
+	}
+	read_unlock_bh(&indev->lock);
+}
+
+static struct sock *
+nft_tproxy_time_wait6(struct net *net, struct sk_buff *skb, int thoff,
+		      const struct in6_addr *laddr, __be16 lport,
+		      struct sock *sk, const struct net_device *in)
+{
+	const struct ipv6hdr *iph = ipv6_hdr(skb);
+	struct tcphdr _th, *th;
+	struct sock *listener;
+
+	th = skb_header_pointer(skb, thoff, sizeof(_th), &_th);
+	if (!th) {
+		inet_twsk_put(inet_twsk(sk));
+		return NULL;
+	}
+
+	if (!nft_tproxy_pure_syn(th))
+		return sk;
+
+	listener = nft_tproxy_get_sock_v6(net, skb, thoff, IPPROTO_TCP,
+					  &iph->saddr, laddr, th->source,
+					  lport, in,
+					  NFT_TPROXY_LOOKUP_LISTENER);
+	if (!listener)
+		return sk;
+
+	nft_tproxy_twsk_deschedule_put(inet_twsk(sk));
+	return listener;
+}
+
+static void nft_tproxy_eval_v6(const struct nft_expr *expr,
+			       struct nft_regs *regs,
+			       const struct nft_pktinfo *pkt)
+{
+	const struct nft_tproxy *priv = nft_expr_priv(expr);
+	const struct net_device *in = nft_in(pkt);
+	struct sk_buff *skb = pkt->skb;
+	const struct ipv6hdr *iph = ipv6_hdr(skb);
+	int thoff = nft_thoff(pkt);
+	struct in6_addr taddr = {};
+	struct udphdr _hdr, *hp;
+	__be16 tport = 0;
+	struct sock *sk;
+
+	if ((pkt->tprot != IPPROTO_TCP && pkt->tprot != IPPROTO_UDP) ||
+	    nft_compat_fragoff(pkt))
+		goto out_break;
+
+	hp = skb_header_pointer(skb, thoff, sizeof(_hdr), &_hdr);
+	if (!hp)
+		goto out_break;
+
+	sk = nft_tproxy_get_sock_v6(nft_net(pkt), skb, thoff, pkt->tprot,
+				    &iph->saddr, &iph->daddr, hp->source,
+				    hp->dest, in,
+				    NFT_TPROXY_LOOKUP_ESTABLISHED);
+
+	if (priv->sreg_addr)
+		memcpy(&taddr, &regs->data[priv->sreg_addr], sizeof(taddr));
+	nft_tproxy_laddr6(in, &taddr, &iph->daddr);
+
+	if (priv->sreg_port)
+		tport = nft_reg_load_be16(&regs->data[priv->sreg_port]);
+	if (!tport)
+		tport = hp->dest;
+
+	if (sk && sk->sk_state == TCP_TIME_WAIT)
+		sk = nft_tproxy_time_wait6(nft_net(pkt), skb, thoff, &taddr,
+					   tport, sk, in);
+	else if (!sk)
+		sk = nft_tproxy_get_sock_v6(nft_net(pkt), skb, thoff,
+					    pkt->tprot, &iph->saddr, &taddr,
+					    hp->source, tport, in,
+					    NFT_TPROXY_LOOKUP_LISTENER);
+
+	if (sk && nft_tproxy_sk_transparent(sk)) {
+		nft_tproxy_assign_sock(skb, sk);
+		return;
+	}
+out_break:
+	regs->verdict.code = NFT_BREAK;
+}
+#endif
+
+static void nft_tproxy_eval(const struct nft_expr *expr,
+			    struct nft_regs *regs,
+			    const struct nft_pktinfo *pkt)
+{
+	const struct nft_tproxy *priv = nft_expr_priv(expr);
+
+	switch (nft_pf(pkt)) {
+	case NFPROTO_IPV4:
+		if (priv->family == NFPROTO_IPV4 ||
+		    priv->family == NFPROTO_UNSPEC) {
+			nft_tproxy_eval_v4(expr, regs, pkt);
+			return;
+		}
+		break;
+#if IS_ENABLED(CONFIG_NF_TABLES_IPV6)
+	case NFPROTO_IPV6:
+		if (priv->family == NFPROTO_IPV6 ||
+		    priv->family == NFPROTO_UNSPEC) {
+			nft_tproxy_eval_v6(expr, regs, pkt);
+			return;
+		}
+		break;
+#endif
+	}
+	regs->verdict.code = NFT_BREAK;
+}
+
+static const struct nla_policy nft_tproxy_policy[NFTA_TPROXY_MAX + 1] = {
+#ifdef HAVE_NLA_BE_RANGE
+	[NFTA_TPROXY_FAMILY]	= NLA_POLICY_MAX(NLA_BE32, 255),
+#else
+	[NFTA_TPROXY_FAMILY]	= { .type = NLA_U32 },
+#endif
+	[NFTA_TPROXY_REG_ADDR]	= { .type = NLA_U32 },
+	[NFTA_TPROXY_REG_PORT]	= { .type = NLA_U32 },
+};
+
+static int nft_tproxy_defrag_enable(struct net *net, u8 family)
+{
+	int err;
+
+	if (family == NFPROTO_IPV4 || family == NFPROTO_UNSPEC) {
+		err = nf_defrag_ipv4_enable(net);
+		if (err)
+			return err;
+	}
+#if IS_ENABLED(CONFIG_NF_TABLES_IPV6)
+	if (family == NFPROTO_IPV6 || family == NFPROTO_UNSPEC) {
+		err = nf_defrag_ipv6_enable(net);
+		if (err) {
+			if (family == NFPROTO_UNSPEC)
+				nf_defrag_ipv4_disable(net);
+			return err;
+		}
+	}
+#endif
+	return 0;
+}
+
+static void nft_tproxy_defrag_disable(struct net *net, u8 family)
+{
+	if (family == NFPROTO_IPV4 || family == NFPROTO_UNSPEC)
+		nf_defrag_ipv4_disable(net);
+#if IS_ENABLED(CONFIG_NF_TABLES_IPV6)
+	if (family == NFPROTO_IPV6 || family == NFPROTO_UNSPEC)
+		nf_defrag_ipv6_disable(net);
+#endif
+}
+
+static int nft_tproxy_init(const struct nft_ctx *ctx,
+			   const struct nft_expr *expr,
+			   const struct nlattr * const tb[])
+{
+	struct nft_tproxy *priv = nft_expr_priv(expr);
+	unsigned int alen;
+	u32 family;
+	int err;
+
+	if (!tb[NFTA_TPROXY_FAMILY] ||
+	    (!tb[NFTA_TPROXY_REG_ADDR] && !tb[NFTA_TPROXY_REG_PORT]))
+		return -EINVAL;
+
+	family = ntohl(nla_get_be32(tb[NFTA_TPROXY_FAMILY]));
+#ifndef HAVE_NLA_BE_RANGE
+	if (family > 255)
+		return -ERANGE;
+#endif
+
+	switch (ctx->family) {
+	case NFPROTO_IPV4:
+		if (family != NFPROTO_IPV4)
+			return -EINVAL;
+		break;
+#if IS_ENABLED(CONFIG_NF_TABLES_IPV6)
+	case NFPROTO_IPV6:
+		if (family != NFPROTO_IPV6)
+			return -EINVAL;
+		break;
+#endif
+	case NFPROTO_INET:
+		break;
+	default:
+		return -EOPNOTSUPP;
+	}
+
+	switch (family) {
+	case NFPROTO_IPV4:
+		alen = sizeof_field(union nf_inet_addr, in);
+		break;
+#if IS_ENABLED(CONFIG_NF_TABLES_IPV6)
+	case NFPROTO_IPV6:
+		alen = sizeof_field(union nf_inet_addr, in6);
+		break;
+#endif
+	case NFPROTO_UNSPEC:
+		/* Without a family only the port can be given. */
+		if (tb[NFTA_TPROXY_REG_ADDR])
+			return -EINVAL;
+		alen = 0;
+		break;
+	default:
+		return -EOPNOTSUPP;
+	}
+	priv->family = family;
+
+	if (tb[NFTA_TPROXY_REG_ADDR]) {
+		err = nft_parse_register_load(ctx, tb[NFTA_TPROXY_REG_ADDR],
+					      &priv->sreg_addr, alen);
+		if (err < 0)
+			return err;
+	}
+
+	if (tb[NFTA_TPROXY_REG_PORT]) {
+		err = nft_parse_register_load(ctx, tb[NFTA_TPROXY_REG_PORT],
+					      &priv->sreg_port, sizeof(u16));
+		if (err < 0)
+			return err;
+	}
+
+	/* Last: nothing can fail after it, so no error path has to undo it. */
+	return nft_tproxy_defrag_enable(ctx->net, priv->family);
+}
+
+static void nft_tproxy_destroy(const struct nft_ctx *ctx,
+			       const struct nft_expr *expr)
+{
+	const struct nft_tproxy *priv = nft_expr_priv(expr);
+
+	nft_tproxy_defrag_disable(ctx->net, priv->family);
+}
+
+static int nft_tproxy_dump(struct sk_buff *skb,
+			   const struct nft_expr *expr, bool reset)
+{
+	const struct nft_tproxy *priv = nft_expr_priv(expr);
+
+	if (nla_put_be32(skb, NFTA_TPROXY_FAMILY, htonl(priv->family)))
+		return -1;
+
+	if (priv->sreg_addr &&
+	    nft_dump_register(skb, NFTA_TPROXY_REG_ADDR, priv->sreg_addr))
+		return -1;
+
+	if (priv->sreg_port &&
+	    nft_dump_register(skb, NFTA_TPROXY_REG_PORT, priv->sreg_port))
+		return -1;
+
+	return 0;
+}
+
+NFT_COMPAT_DUMP(nft_tproxy_dump)
+
+static int nft_tproxy_validate(const struct nft_ctx *ctx,
+			       const struct nft_expr *expr)
+{
+	if (ctx->family != NFPROTO_IPV4 &&
+	    ctx->family != NFPROTO_IPV6 &&
+	    ctx->family != NFPROTO_INET)
+		return -EOPNOTSUPP;
+
+	/* In other hooks there may be no input device to look sockets up on. */
+	return nft_chain_validate_hooks(ctx->chain, 1 << NF_INET_PRE_ROUTING);
+}
+
+NFT_COMPAT_VALIDATE(nft_tproxy_validate)
+
+static struct nft_expr_type nft_tproxy_types[NFT_OOT_NTYPES];
+
+static const struct nft_expr_ops nft_tproxy_ops = {
+	.type		= &nft_tproxy_types[0],
+	.size		= NFT_EXPR_SIZE(sizeof(struct nft_tproxy)),
+	.eval		= nft_tproxy_eval,
+	.init		= nft_tproxy_init,
+	.destroy	= nft_tproxy_destroy,
+	.dump		= nft_compat_dump(nft_tproxy_dump),
+	.validate	= nft_compat_validate(nft_tproxy_validate),
+#ifdef HAVE_NFT_EXPR_OPS_REDUCE
+	.reduce		= NFT_REDUCE_READONLY,
+#endif
+};
+
+static struct nft_expr_type nft_tproxy_types[NFT_OOT_NTYPES] __read_mostly = {
+	[0] = {
+		.name		= "tproxy",
+		.ops		= &nft_tproxy_ops,
+		.policy		= nft_tproxy_policy,
+		.maxattr	= NFTA_TPROXY_MAX,
+		.owner		= THIS_MODULE,
+	},
+};
+
+static int __init nft_tproxy_module_init(void)
+{
+	return nft_oot_register(nft_tproxy_types);
+}
+
+static void __exit nft_tproxy_module_exit(void)
+{
+	nft_oot_unregister(nft_tproxy_types, NFT_OOT_NTYPES);
+}
+
+module_init(nft_tproxy_module_init);
+module_exit(nft_tproxy_module_exit);
+
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("nf_tables tproxy support, self-contained (nft-tproxy)");
+MODULE_VERSION(NFT_TPROXY_VERSION);
+MODULE_ALIAS_NFT_EXPR("tproxy");
+MODULE_ALIAS_NFT_AF_EXPR(2, "tproxy");
+MODULE_ALIAS_NFT_AF_EXPR(10, "tproxy");
+MODULE_ALIAS_NFT_AF_EXPR(1, "tproxy");

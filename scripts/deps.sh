@@ -1,0 +1,163 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Install what the build, the tests and the demo need on Debian 12.
+# Idempotent: a second run finds everything present and returns in seconds.
+#
+#   scripts/deps.sh            install what is missing
+#   scripts/deps.sh --check    report only, exit 1 if something is missing
+#
+# Kernels: the newest bookworm-security 6.1 and 6.12 generic amd64 images and
+# headers.  virtme-ng comes from trixie, pinned at priority 100 so that only
+# that one package is taken from there.
+
+set -eu
+
+CHECK_ONLY=0
+[ "${1:-}" = "--check" ] && CHECK_ONLY=1
+
+TOOLS_DIR=${NFT_TPROXY_TOOLS:-/usr/local/lib/nft-tproxy}
+CHECKPATCH_LINE=6.12
+
+log() { printf 'deps: %s\n' "$*"; }
+
+if [ "$(id -u)" -ne 0 ]; then
+	if command -v sudo >/dev/null 2>&1; then
+		exec sudo -E "$0" "$@"
+	fi
+	log "must run as root"
+	exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+
+apt_updated=0
+apt_update() {
+	[ "$apt_updated" -eq 1 ] && return 0
+	log "apt-get update"
+	apt-get update -q >/dev/null
+	apt_updated=1
+}
+
+have_pkg() {
+	dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
+
+# The newest package whose name matches an extended regex, by version sort.
+newest_pkg() {
+	apt-cache search --names-only "$1" 2>/dev/null | awk '{print $1}' | sort -V | tail -n 1
+}
+
+# --- trixie, pinned, for virtme-ng only ------------------------------------
+ensure_trixie_pin() {
+	local src=/etc/apt/sources.list.d/nft-tproxy-trixie.sources
+	local pin=/etc/apt/preferences.d/nft-tproxy-trixie
+	local changed=0
+
+	# A source that some earlier setup added is fine as long as the pin holds.
+	if ! grep -rqs 'trixie' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+		[ "$CHECK_ONLY" -eq 1 ] && { log "missing: trixie apt source"; return 1; }
+		cat >"$src" <<-EOF
+		Types: deb
+		URIs: http://deb.debian.org/debian
+		Suites: trixie
+		Components: main
+		Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+		EOF
+		log "added $src"
+		changed=1
+	fi
+	if ! grep -rqs -A1 'n=trixie' /etc/apt/preferences /etc/apt/preferences.d/ ||
+	   ! grep -rqs 'Pin-Priority: 100' /etc/apt/preferences /etc/apt/preferences.d/; then
+		[ "$CHECK_ONLY" -eq 1 ] && { log "missing: trixie pin"; return 1; }
+		cat >"$pin" <<-EOF
+		Package: *
+		Pin: release n=trixie
+		Pin-Priority: 100
+		EOF
+		log "added $pin (trixie at priority 100)"
+		changed=1
+	fi
+	if [ "$changed" -eq 1 ]; then
+		apt_updated=0
+		apt_update
+	fi
+	# Nothing but virtme-ng may come from trixie.
+	if apt-cache policy libc6 | awk '/Candidate/ {print $2}' | grep -q '2\.4'; then
+		log "ERROR: the trixie pin does not hold (libc6 candidate from trixie)"
+		return 1
+	fi
+}
+
+# --- packages -------------------------------------------------------------
+PKGS="qemu-system-x86 kmod nftables iproute2 socat iputils-ping sparse
+shellcheck libmnl-dev pkg-config gcc make bc flex bison libelf-dev xz-utils
+busybox-static procps psmisc python3 file"
+
+kernel_pkgs() {
+	local k61 k612
+	k61=$(newest_pkg '^linux-image-6\.1\.0-[0-9]+-amd64$')
+	k612=$(newest_pkg '^linux-image-6\.12\.[0-9]+\+deb12-amd64$')
+	if [ -z "$k61" ] || [ -z "$k612" ]; then
+		apt_update
+		k61=$(newest_pkg '^linux-image-6\.1\.0-[0-9]+-amd64$')
+		k612=$(newest_pkg '^linux-image-6\.12\.[0-9]+\+deb12-amd64$')
+	fi
+	[ -n "$k61" ] && [ -n "$k612" ] || { log "no 6.1/6.12 kernel in the package lists"; return 1; }
+	echo "$k61 ${k61/linux-image-/linux-headers-} $k612 ${k612/linux-image-/linux-headers-}"
+}
+
+missing=""
+ensure_trixie_pin
+
+kp=$(kernel_pkgs)
+for p in $PKGS $kp; do
+	have_pkg "$p" || missing="$missing $p"
+done
+vng_missing=0
+command -v vng >/dev/null 2>&1 || vng_missing=1
+
+if [ -n "$missing" ] || [ "$vng_missing" -eq 1 ]; then
+	[ "$CHECK_ONLY" -eq 1 ] && { log "missing:$missing$([ $vng_missing = 1 ] && echo ' virtme-ng')"; exit 1; }
+	apt_update
+	if [ -n "$missing" ]; then
+		log "installing:$missing"
+		# The kernels are booted by virtme-ng, which builds its own initramfs.
+		INITRD=No apt-get install -y -q --no-install-recommends $missing >/dev/null
+	fi
+	if [ "$vng_missing" -eq 1 ]; then
+		log "installing virtme-ng/trixie; what apt would take from trixie:"
+		apt-get -s install --no-install-recommends virtme-ng/trixie | awk '/^Inst/ && !/Debian:12|Debian-Security:12/ {print "deps:   " $0}'
+		apt-get install -y -q --no-install-recommends virtme-ng/trixie >/dev/null
+	fi
+fi
+
+# --- checkpatch.pl and its data files from linux-source -------------------
+if [ ! -x "$TOOLS_DIR/checkpatch/checkpatch.pl" ]; then
+	[ "$CHECK_ONLY" -eq 1 ] && { log "missing: checkpatch.pl"; exit 1; }
+	apt_update
+	tmp=$(mktemp -d)
+	chmod 755 "$tmp"
+	trap 'rm -rf "$tmp"' EXIT
+	log "extracting checkpatch.pl from linux-source-$CHECKPATCH_LINE"
+	(cd "$tmp" && apt-get download -q "linux-source-$CHECKPATCH_LINE" >/dev/null)
+	dpkg-deb --fsys-tarfile "$tmp"/linux-source-*.deb |
+		tar -x -C "$tmp" --wildcards './usr/src/linux-source-*.tar.xz'
+	mkdir -p "$TOOLS_DIR/checkpatch"
+	tar -xJf "$tmp"/usr/src/linux-source-*.tar.xz -C "$tmp" --wildcards \
+		'*/scripts/checkpatch.pl' '*/scripts/spelling.txt' \
+		'*/scripts/const_structs.checkpatch'
+	cp "$tmp"/linux-source-*/scripts/checkpatch.pl \
+	   "$tmp"/linux-source-*/scripts/spelling.txt \
+	   "$tmp"/linux-source-*/scripts/const_structs.checkpatch "$TOOLS_DIR/checkpatch/"
+	chmod +x "$TOOLS_DIR/checkpatch/checkpatch.pl"
+	dpkg-deb -f "$tmp"/linux-source-*.deb Version >"$TOOLS_DIR/checkpatch/VERSION"
+fi
+
+for k in $kp; do
+	case $k in linux-image-*)
+		log "kernel ${k#linux-image-} $(dpkg-query -W -f='${Version}' "$k")";;
+	esac
+done
+log "virtme-ng $(dpkg-query -W -f='${Version}' virtme-ng), checkpatch from linux-source $(cat "$TOOLS_DIR/checkpatch/VERSION")"
+log "ok"
