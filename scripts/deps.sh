@@ -103,7 +103,10 @@ kernel_pkgs() {
 		k61=$(newest_pkg '^linux-image-6\.1\.0-[0-9]+-amd64$')
 		k612=$(newest_pkg '^linux-image-6\.12\.[0-9]+\+deb12-amd64$')
 	fi
-	[ -n "$k61" ] && [ -n "$k612" ] || { log "no 6.1/6.12 kernel in the package lists"; return 1; }
+	if [ -z "$k61" ] || [ -z "$k612" ]; then
+		log "no 6.1/6.12 kernel in the package lists"
+		return 1
+	fi
 	echo "$k61 ${k61/linux-image-/linux-headers-} $k612 ${k612/linux-image-/linux-headers-}"
 }
 
@@ -123,6 +126,7 @@ if [ -n "$missing" ] || [ "$vng_missing" -eq 1 ]; then
 	if [ -n "$missing" ]; then
 		log "installing:$missing"
 		# The kernels are booted by virtme-ng, which builds its own initramfs.
+		# shellcheck disable=SC2086 # a list of package names
 		INITRD=No apt-get install -y -q --no-install-recommends $missing >/dev/null
 	fi
 	if [ "$vng_missing" -eq 1 ]; then

@@ -134,22 +134,22 @@ static unsigned char rbuf[65536];
 static void usage(FILE *f)
 {
 	fprintf(f,
-"usage: nft_raw [options] EXPR_NAME [ATTR ...]\n"
-"  -f, --family ip|ip6|inet|bridge|arp|netdev  table family (default inet)\n"
-"  -H, --hook HOOK     prerouting|input|forward|output|postrouting or a\n"
-"                      number (default prerouting); \"none\" = regular chain\n"
-"  -p, --priority N    base chain priority (default -150)\n"
-"  -i, --imm REG=HEX   load HEX into register REG first (may repeat)\n"
-"  -j, --jump-from HOOK  base chain on HOOK jumping to the (-H none) chain\n"
-"  -k, --keep          keep the table after success\n"
-"  -d, --dump          dump the rule back after success\n"
-"  -t, --table NAME    table name (default nftraw)\n"
-"  -q                  print nothing on success\n"
-"  -v                  trace every acknowledgement on stderr\n"
-"ATTR: NUM=u8:V NUM=u16:V NUM=u32:V NUM=u64:V NUM=hex:BYTES NUM=empty\n"
-"      tproxy: family=V reg_addr=V reg_port=V\n"
-"      socket: key=V dreg=V level=V\n"
-"      nodata  (no NFTA_EXPR_DATA at all)\n");
+		"usage: nft_raw [options] EXPR_NAME [ATTR ...]\n"
+		"  -f, --family ip|ip6|inet|bridge|arp|netdev  table family (default inet)\n"
+		"  -H, --hook HOOK     prerouting|input|forward|output|postrouting or a\n"
+		"                      number (default prerouting); \"none\" = regular chain\n"
+		"  -p, --priority N    base chain priority (default -150)\n"
+		"  -i, --imm REG=HEX   load HEX into register REG first (may repeat)\n"
+		"  -j, --jump-from HOOK  base chain on HOOK jumping to the (-H none) chain\n"
+		"  -k, --keep          keep the table after success\n"
+		"  -d, --dump          dump the rule back after success\n"
+		"  -t, --table NAME    table name (default nftraw)\n"
+		"  -q                  print nothing on success\n"
+		"  -v                  trace every acknowledgment on stderr\n"
+		"ATTR: NUM=u8:V NUM=u16:V NUM=u32:V NUM=u64:V NUM=hex:BYTES NUM=empty\n"
+		"      tproxy: family=V reg_addr=V reg_port=V\n"
+		"      socket: key=V dreg=V level=V\n"
+		"      nodata  (no NFTA_EXPR_DATA at all)\n");
 }
 
 static void __attribute__((format(printf, 1, 2))) die_usage(const char *fmt,
@@ -784,7 +784,7 @@ static void handle_reply(struct batch *b, const struct nlmsghdr *nlh,
 }
 
 /*
- * Send @b and read acknowledgements until every message that must be
+ * Send @b and read acknowledgments until every message that must be
  * acknowledged is, or until the first error.  nfnetlink delivers the
  * per-message results in batch order once the whole batch has been
  * processed; a failing commit is reported against the batch header.
@@ -843,7 +843,7 @@ static int talk(struct mnl_socket *nl, struct batch *b, struct kerr *ke,
 		return 1;
 	if (pending) {
 		fprintf(stderr,
-			"nft_raw: timeout, %u acknowledgement(s) missing\n",
+			"nft_raw: timeout, %u acknowledgment(s) missing\n",
 			pending);
 		return -1;
 	}
@@ -977,7 +977,8 @@ static int dump_rule(struct mnl_socket *nl, const struct opts *o)
 	nlh = mnl_nlmsg_put_header(buf);
 	nlh->nlmsg_type = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETRULE;
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-	nlh->nlmsg_seq = seq = next_seq++;
+	seq = next_seq++;
+	nlh->nlmsg_seq = seq;
 	nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfg));
 	nfg->nfgen_family = o->family;
 	nfg->version = NFNETLINK_V0;
@@ -1161,7 +1162,7 @@ static bool batch_init(struct batch *b, size_t size)
 	memset(b, 0, sizeof(*b));
 	b->buf = calloc(1, size);
 	b->size = size;
-	return b->buf != NULL;
+	return !!b->buf;
 }
 
 int main(int argc, char **argv)

@@ -1,0 +1,83 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# make check: what CI runs.  Installs the dependencies, lints, builds the
+# modules for each CI kernel and runs the selftests in a VM per kernel: once
+# the ABI tests against the kernel's own modules (mode intree), then the whole
+# suite against ours with the in-tree modules blocked (mode ours).  The ABI
+# results of both runs are compared line by line.
+#
+# Last line: "N passed, N failed, N skipped" over every test of every run,
+# lint counting as one test.
+
+set -u
+
+top=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd -P)
+cd "$top" || exit 1
+start=$(date +%s)
+pass=0 fail=0 skip=0
+ABI_TESTS="nft_tproxy_abi.sh nft_socket_abi.sh"
+
+count()
+{
+	local line
+
+	line=$(grep -E '^vm-run: .*: [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$1" | tail -n 1)
+	if [ -z "$line" ]; then
+		echo "check: no result line in $1: counted as a failure"
+		fail=$((fail + 1))
+		return
+	fi
+	line=${line##*: }
+	read -r p _ f _ s _ <<<"${line//,/}"
+	pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + s))
+}
+
+echo "check: make deps"
+scripts/deps.sh || { echo "check: make deps failed"; echo "0 passed, 1 failed, 0 skipped"; exit 1; }
+
+kernels=$(scripts/kernels.sh) || { echo "0 passed, 1 failed, 0 skipped"; exit 1; }
+echo "check: kernels: ${kernels//$'\n'/ }"
+
+echo "check: make lint"
+if scripts/lint.sh; then
+	pass=$((pass + 1))
+else
+	fail=$((fail + 1))
+fi
+
+# The PASS/FAIL/SKIP lines of the ABI tests in a run's KTAP.
+abi()
+{
+	sed -n '/^# selftests: nft-tproxy: nft_.*_abi.sh/,/ok [0-9]* selftests: nft-tproxy: nft_.*_abi.sh/p' "$1" |
+		grep -E '^# (PASS|FAIL|SKIP):'
+}
+
+mkdir -p build
+for k in $kernels; do
+	for mode in intree ours; do
+		tests=""
+		[ "$mode" = intree ] && tests=$ABI_TESTS
+		log=build/check-$k-$mode.log
+		echo "check: $k, $mode modules"
+		# shellcheck disable=SC2086 # a list of test names
+		scripts/vm-test.sh --mode "$mode" "$k" $tests 2>&1 | tee "$log"
+		count "$log"
+	done
+
+	# The ABI tests must say the same against the in-tree modules and ours;
+	# each run already fails on an errno or listing other than upstream's.
+	if [ -f "build/vm/$k-intree/ktap.txt" ] && [ -f "build/vm/$k-ours/ktap.txt" ]; then
+		if diff <(abi "build/vm/$k-intree/ktap.txt") <(abi "build/vm/$k-ours/ktap.txt") \
+			>"build/abi-diff-$k.txt"; then
+			echo "check: $k: ABI results identical for the in-tree modules and ours ($(abi "build/vm/$k-ours/ktap.txt" | wc -l) checks)"
+		else
+			echo "check: $k: ABI results of the in-tree modules (<) and ours (>) differ:"
+			cat "build/abi-diff-$k.txt"
+		fi
+	fi
+done
+
+echo "check: done in $(( $(date +%s) - start )) s"
+echo "$pass passed, $fail failed, $skip skipped"
+[ "$fail" -eq 0 ]

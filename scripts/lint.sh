@@ -1,0 +1,58 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# make lint: checkpatch --strict, sparse and W=1 builds for each CI kernel
+# and shellcheck over every script.  Exits non-zero on any finding.
+
+set -u
+
+top=$(dirname "$(readlink -f "$0")")/..
+cd "$top" || exit 1
+checkpatch=${CHECKPATCH:-/usr/local/lib/nft-tproxy/checkpatch/checkpatch.pl}
+rc=0
+
+step()
+{
+	printf 'lint: %s\n' "$1"
+}
+
+fail()
+{
+	printf 'lint: FAIL: %s\n' "$1"
+	rc=1
+}
+
+if [ ! -x "$checkpatch" ]; then
+	fail "no checkpatch.pl at $checkpatch (make deps)"
+else
+	step "checkpatch --strict"
+	"$checkpatch" --strict --no-tree -q --terse -f kernel/*.c kernel/*.h ||
+		fail "checkpatch"
+	# Userspace helpers: kernel style, with the C library's types and idioms.
+	"$checkpatch" --strict --no-tree -q --terse \
+		--ignore PREFER_KERNEL_TYPES,ARRAY_SIZE,PREFER_DEFINED_ATTRIBUTE_MACRO,EMBEDDED_FUNCTION_NAME \
+		-f selftests/*.c || fail "checkpatch (selftests)"
+	# The compat shims take arguments that some kernels do not use.
+	"$checkpatch" --strict --no-tree -q --terse --ignore MACRO_ARG_UNUSED \
+		-f kernel/compat/compat.h || fail "checkpatch (compat)"
+fi
+
+if ! command -v shellcheck >/dev/null; then
+	fail "no shellcheck (make deps)"
+else
+	step "shellcheck"
+	shellcheck -x -P selftests scripts/*.sh selftests/*.sh \
+		kernel/compat/gen-compat.sh .ci/run || fail "shellcheck"
+fi
+
+kernels=$(scripts/kernels.sh) || fail "no CI kernel"
+for k in $kernels; do
+	step "sparse (C=2) and W=1 build, warnings as errors, for $k"
+	make KVER="$k" modules-check >/dev/null 2>&1 ||
+		{ fail "sparse/W=1 on $k:"; grep -E 'warning:|error:' "build/$k/kernel/lint.log"; }
+	grep -q 'CHECK ' "build/$k/kernel/lint.log" 2>/dev/null ||
+		fail "sparse did not run on $k"
+done
+
+[ $rc -eq 0 ] && step "clean"
+exit $rc
