@@ -33,13 +33,15 @@ abi_forms socket "$ns"
 # "ip netns exec", which remounts /sys) keeps it visible.
 cgroupv2_form()
 {
-	local cg=nft-abi-$$ rule listed
+	local cg=nft-abi rule listed
 
 	rule="socket cgroupv2 level 1 \"$cg\""
+	# shellcheck disable=SC2016 # expanded by the inner shell
 	unshare -m bash -c '
 		set -e
-		mount -t cgroup2 none /sys/fs/cgroup
-		mkdir /sys/fs/cgroup/'"$cg"'
+		[ "$(stat -f -c %T /sys/fs/cgroup)" = cgroup2fs ] ||
+			mount -t cgroup2 none /sys/fs/cgroup
+		mkdir -p /sys/fs/cgroup/'"$cg"'
 		trap "rmdir /sys/fs/cgroup/'"$cg"'" EXIT
 		nsenter --net=/run/netns/'"$ns"' nft -f - <<-NFT
 		table inet cg {

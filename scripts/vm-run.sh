@@ -1,0 +1,371 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Boot an installed kernel with virtme-ng and run the selftests inside it.
+#
+#   scripts/vm-run.sh [--mode ours|intree] [--timeout SEC] [--cpus N]
+#                     [--memory M] [--out DIR] [--exec "CMD"] KVER [TEST ...]
+#
+# KVER is a kernel release installed on this host (/boot/vmlinuz-KVER and
+# /lib/modules/KVER). The guest sees the host's root filesystem read-only,
+# with copy-on-write overlays on /etc, /lib, /usr, /var, /tmp, ... (virtme-ng's
+# defaults), and the result directory read-write.
+#
+# Mode ours (default): the in-tree tproxy/socket modules are blocked through
+# /etc/modprobe.d in the guest's /etc overlay, and build/KVER/kernel/
+# nft_tproxy.ko and nft_socket.ko are loaded with insmod. Mode intree: nothing
+# is blocked or loaded; the kernel's own modules autoload.
+#
+# selftests/ is a copy-on-write overlay in the guest too: tests may write
+# beside themselves, nothing reaches the host.
+#
+# Results in build/vm/KVER-MODE/ (or --out): console.log (kernel console and
+# the guest's stdout/stderr), ktap.txt, dmesg.txt, rc (the guest runner's exit
+# code, written last). The run fails on a failed test, a timeout, a guest that
+# died or did not finish, and on BUG:/WARNING:/Oops/Call Trace/refcount_t in
+# the kernel log. Last line: "vm-run: KVER MODE: N passed, N failed, N skipped".
+#
+# Environment: VM_RUN_KVM=auto|0|1 (default auto: KVM only if the CPU exposes
+# vmx/svm and /dev/kvm is usable), VNG_OPTS (extra vng arguments).
+
+set -u
+
+BOOT_MARGIN=180		# seconds allowed to boot, set up and power off
+KLOG_RE='BUG:|WARNING:|Oops|Call Trace|refcount_t'
+BLOCK="nft_tproxy nft_socket nf_tproxy_ipv4 nf_tproxy_ipv6 nf_socket_ipv4 nf_socket_ipv6 xt_TPROXY xt_socket"
+OUR_MODULES="nft_tproxy nft_socket"
+
+root=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd -P)
+
+usage()
+{
+	sed -n 's/^#   //p' "$0" | head -n 2 >&2
+	exit 2
+}
+
+die()
+{
+	echo "vm-run: $*" >&2
+	exit 2
+}
+
+mode=ours
+timeout_s=""
+cpus=2
+memory=1G
+out=""
+exec_cmd=""
+while [ $# -gt 0 ]; do
+	case $1 in
+	--mode) mode=${2:-}; shift 2 || usage ;;
+	--mode=*) mode=${1#*=}; shift ;;
+	--timeout) timeout_s=${2:-}; shift 2 || usage ;;
+	--timeout=*) timeout_s=${1#*=}; shift ;;
+	--cpus) cpus=${2:-}; shift 2 || usage ;;
+	--cpus=*) cpus=${1#*=}; shift ;;
+	--memory) memory=${2:-}; shift 2 || usage ;;
+	--memory=*) memory=${1#*=}; shift ;;
+	--out) out=${2:-}; shift 2 || usage ;;
+	--out=*) out=${1#*=}; shift ;;
+	--exec) exec_cmd=${2:-}; shift 2 || usage ;;
+	--exec=*) exec_cmd=${1#*=}; shift ;;
+	-h|--help) usage ;;
+	--) shift; break ;;
+	-*) echo "vm-run: unknown option $1" >&2; usage ;;
+	*) break ;;
+	esac
+done
+[ $# -ge 1 ] || usage
+kver=$1
+shift
+tests=("$@")
+
+case $mode in
+ours|intree) ;;
+*) die "--mode must be ours or intree, not '$mode'" ;;
+esac
+[[ $cpus =~ ^[1-9][0-9]*$ ]] || die "--cpus: not a number: $cpus"
+[ -z "$timeout_s" ] || [[ $timeout_s =~ ^[1-9][0-9]*$ ]] ||
+	die "--timeout: not a number of seconds: $timeout_s"
+[ -z "$exec_cmd" ] || [ ${#tests[@]} -eq 0 ] ||
+	die "--exec and TEST arguments exclude each other"
+
+kimg=/boot/vmlinuz-$kver
+[ -r "$kimg" ] || die "no kernel image $kimg (is $kver installed?)"
+[ -d "/lib/modules/$kver/kernel" ] || die "no modules in /lib/modules/$kver"
+command -v vng > /dev/null || die "vng (virtme-ng) not found; run scripts/deps.sh"
+
+moddir=$root/build/$kver/kernel
+out=${out:-$root/build/vm/$kver-$mode}
+out=$(readlink -m "$out")
+
+# The guest mounts the result directory over 9p after virtme-ng's overlays,
+# which are mounted asynchronously; a directory under one of them may end up
+# hidden by the overlay.
+case $out/ in
+/etc/*|/lib/*|/home/*|/opt/*|/srv/*|/usr/*|/var/*|/tmp/*|/run/*)
+	die "--out $out: must not be under a directory the guest overlays (/etc /lib /home /opt /srv /usr /var /tmp /run)" ;;
+"$root"/selftests/*)
+	die "--out $out: must not be under selftests/, which the guest overlays" ;;
+esac
+mkdir -p "$out" || die "cannot create $out"
+
+summary()
+{
+	echo "vm-run: $kver $mode: $1 passed, $2 failed, $3 skipped"
+}
+
+if [ "$mode" = ours ]; then
+	missing=""
+	for m in $OUR_MODULES; do
+		[ -r "$moddir/$m.ko" ] || missing="$missing $m.ko"
+	done
+	if [ -n "$missing" ]; then
+		echo "vm-run: FAIL: our modules are not built:$missing missing in $moddir" >&2
+		echo "vm-run: build them with: make KVER=$kver" >&2
+		summary 0 1 0
+		exit 1
+	fi
+fi
+
+# Tests and timeout. Per-test timeouts come from selftests/settings; the host
+# allows each test its full timeout plus time to boot and shut down.
+if [ -z "$exec_cmd" ]; then
+	if [ ${#tests[@]} -gt 0 ]; then
+		ntests=${#tests[@]}
+	else
+		ntests=$("$root/selftests/run.sh" --list | grep -c .)
+	fi
+else
+	ntests=1
+fi
+test_timeout=$(sed -n 's/^[[:space:]]*timeout[[:space:]]*=[[:space:]]*\([0-9]\+\).*/\1/p' \
+	"$root/selftests/settings" 2>/dev/null | tail -n 1)
+test_timeout=${test_timeout:-45}
+[ "$ntests" -ge 1 ] || ntests=1
+timeout_s=${timeout_s:-$((ntests * test_timeout + BOOT_MARGIN))}
+
+# Build the C helpers here, where it is fast; the guest skips the build.
+if [ -z "$exec_cmd" ] && grep -qs '^all[[:space:]]*:' "$root/selftests/Makefile"; then
+	if ! make -s -C "$root/selftests" > "$out/build.log" 2>&1; then
+		echo "vm-run: warning: make -C selftests failed (see $out/build.log)" >&2
+	fi
+fi
+
+rm -f "$out/console.log" "$out/ktap.txt" "$out/dmesg.txt" "$out/rc" "$out/guest.sh"
+
+# The guest side, generated with our values baked in. Everything it does on
+# the 9p result directory happens before and after the tests, not during.
+{
+	echo '#!/bin/bash'
+	echo '# Generated by scripts/vm-run.sh; runs inside the guest.'
+	echo 'set -u'
+	printf 'out=%q root=%q mode=%q moddir=%q kver=%q\n' \
+		"$out" "$root" "$mode" "$moddir" "$kver"
+	printf 'exec_cmd=%q\n' "$exec_cmd"
+	printf 'tests=('
+	[ ${#tests[@]} -eq 0 ] || printf ' %q' "${tests[@]}"
+	printf ' )\n'
+	printf 'block=%q ours=%q\n' "$BLOCK" "$OUR_MODULES"
+	cat <<-'EOF'
+
+	ktap=/run/nft-tproxy-ktap.txt
+
+	# Kernel console: warnings and worse only while the tests run; the whole
+	# log is saved to dmesg.txt at the end.
+	dmesg -n 5 2>/dev/null
+
+	echo "vm-run: guest kernel $(uname -r)"
+	echo "vm-run: package linux-image-$(uname -r) $(dpkg-query -W -f='${Version}' "linux-image-$(uname -r)" 2>/dev/null || echo '(not found)')"
+
+	setup()
+	{
+		local m deps d i
+
+		if [ "$(uname -r)" != "$kver" ]; then
+			echo "vm-run: guest runs $(uname -r), expected $kver"
+			return 1
+		fi
+		# /etc must be virtme-ng's copy-on-write overlay: never write the
+		# host's /etc. selftests/ is one too, so that tests may write
+		# files beside them. virtme-ng's init mounts both in the
+		# background.
+		for d in /etc "$root/selftests"; do
+			for i in $(seq 50); do
+				[ "$(findmnt -n -o FSTYPE --mountpoint "$d")" = overlay ] && break
+				sleep 0.1
+			done
+			if [ "$(findmnt -n -o FSTYPE --mountpoint "$d")" != overlay ]; then
+				echo "vm-run: $d is not an overlay in the guest"
+				return 1
+			fi
+		done
+
+		if [ "$mode" = intree ]; then
+			# Copies of ours installed on the host (updates/, extra/) would
+			# win over the in-tree modules: hide them in the /lib overlay.
+			for m in $ours; do
+				d=$(modinfo -n "$m" 2>/dev/null)
+				case $d in
+				""|/lib/modules/"$kver"/kernel/*) ;;
+				*) echo "vm-run: hiding $d"; rm -f "$d"; depmod -a ;;
+				esac
+			done
+			return 0
+		fi
+
+		for m in $block; do
+			echo "install $m /bin/false"
+		done > /etc/modprobe.d/nft-tproxy-block.conf || return 1
+
+		deps="nf_tables nf_defrag_ipv4 nf_defrag_ipv6"
+		for m in $ours; do
+			deps="$deps $(modinfo -F depends "$moddir/$m.ko" 2>/dev/null | tr ',' ' ')"
+		done
+		for m in $deps; do
+			case " $ours " in *" $m "*) continue ;; esac
+			if ! modprobe "$m"; then
+				echo "vm-run: modprobe $m (needed by our modules) failed"
+				return 1
+			fi
+		done
+		for m in $ours; do
+			if ! insmod "$moddir/$m.ko"; then
+				echo "vm-run: insmod $moddir/$m.ko failed"
+				return 1
+			fi
+		done
+		for m in $ours; do
+			echo "vm-run: loaded $moddir/$m.ko, srcversion $(cat "/sys/module/$m/srcversion" 2>/dev/null || echo none)"
+		done
+		for m in $block; do
+			case " $ours " in *" $m "*) continue ;; esac
+			if grep -q "^$m " /proc/modules; then
+				echo "vm-run: in-tree $m is loaded"
+				return 1
+			fi
+		done
+		return 0
+	}
+
+	export NFT_TPROXY_MODE=$mode NFT_TPROXY_MODDIR=$moddir
+	export NFT_TPROXY_SKIP_BUILD=1 KTAP_OUT=$ktap
+	cd "$root" || exit 1
+	if ! setup; then
+		echo "vm-run: guest setup failed"
+		rc=1
+	elif [ -n "$exec_cmd" ]; then
+		bash -c "$exec_cmd" < /dev/null
+		rc=$?
+	else
+		selftests/run.sh "${tests[@]}"
+		rc=$?
+	fi
+
+	[ ! -e "$ktap" ] || cp "$ktap" "$out/ktap.txt"
+	dmesg > "$out/dmesg.txt"
+	echo "$rc" > "$out/rc"
+	sync
+	echo "vm-run: guest finished, rc=$rc"
+	exit "$rc"
+	EOF
+} > "$out/guest.sh"
+
+# KVM only where it works: /dev/kvm may exist without a usable CPU extension.
+kvm=${VM_RUN_KVM:-auto}
+if [ "$kvm" = auto ]; then
+	kvm=0
+	if [ -r /dev/kvm ] && [ -w /dev/kvm ] && grep -qwE 'vmx|svm' /proc/cpuinfo; then
+		kvm=1
+	fi
+fi
+
+cmd=(vng --run "$kimg" --user root --name nft-tproxy-vm
+     --cpus "$cpus" --memory "$memory" --force-9p --verbose
+     "--rwdir=$out=$out" "--overlay-rwdir=$root/selftests")
+[ "$kvm" = 1 ] || cmd+=(--disable-kvm)
+# VNG_OPTS is a list of options: word splitting is wanted.
+# shellcheck disable=SC2206
+[ -z "${VNG_OPTS:-}" ] || cmd+=($VNG_OPTS)
+cmd+=(--exec "bash $out/guest.sh")
+
+echo "vm-run: $kver $mode: booting (timeout ${timeout_s}s, kvm=$kvm), log in $out/console.log"
+{
+	printf 'vm-run: host: '
+	printf '%q ' timeout --kill-after=10 "$timeout_s" "${cmd[@]}"
+	echo
+} > "$out/console.log"
+
+start=$(date +%s)
+# Through a pipe: QEMU reopens /proc/self/fd/1 and /proc/self/fd/2, which on a
+# regular file would give two offsets that overwrite each other.
+(cd "$root" && timeout --kill-after=10 "$timeout_s" "${cmd[@]}" < /dev/null 2>&1) |
+	cat >> "$out/console.log"
+vrc=${PIPESTATUS[0]}
+elapsed=$(( $(date +%s) - start ))
+
+problems=()
+case $vrc in
+124|137)
+	problems+=("TIMEOUT: the guest did not finish within ${timeout_s}s and was killed") ;;
+255)
+	problems+=("the guest died (vng returned 255: kernel panic or init failure)") ;;
+esac
+guest_rc=""
+[ -r "$out/rc" ] && guest_rc=$(cat "$out/rc")
+if [ -z "$guest_rc" ]; then
+	problems+=("the guest wrote no final status ($out/rc): it did not finish")
+elif [ "$vrc" != 124 ] && [ "$vrc" != 137 ] && [ "$vrc" != 255 ] &&
+     [ "$vrc" != "$guest_rc" ]; then
+	problems+=("vng returned $vrc but the guest runner returned $guest_rc")
+fi
+
+if [ -z "$exec_cmd" ]; then
+	if [ -s "$out/ktap.txt" ]; then
+		ktap_src=$out/ktap.txt
+	else
+		problems+=("no KTAP written by the guest ($out/ktap.txt)")
+		ktap_src=$out/console.log
+	fi
+	echo "vm-run: KTAP:"
+	grep -E '^(TAP version|1\.\.|# |ok |not ok |[0-9]+ passed)' "$ktap_src" ||
+		echo "(none)"
+	npass=$(grep -cE '^ok [0-9]+ ' "$ktap_src")
+	nskip=$(grep -cE '^ok [0-9]+ .*# SKIP' "$ktap_src")
+	nfail=$(grep -cE '^not ok [0-9]+ ' "$ktap_src")
+	npass=$((npass - nskip))
+else
+	echo "vm-run: --exec output:"
+	grep -v '^\[ *[0-9]\+\.[0-9]\+\]' "$out/console.log" | sed -n '/^vm-run: guest kernel/,$p'
+	npass=0 nskip=0 nfail=0
+	if [ -n "$guest_rc" ] && [ "$guest_rc" != 0 ]; then
+		problems+=("--exec command returned $guest_rc")
+	fi
+fi
+
+hits=$(cd "$out" && grep -nE "$KLOG_RE" console.log dmesg.txt 2>/dev/null |
+       grep -v "^console.log:1:")
+if [ -n "$hits" ]; then
+	problems+=("kernel log matches /$KLOG_RE/:")
+fi
+
+echo "vm-run: $kver $mode: finished in ${elapsed}s (vng rc=$vrc, guest rc=${guest_rc:-none})"
+status=0
+[ "$nfail" -eq 0 ] || status=1
+if [ ${#problems[@]} -gt 0 ]; then
+	status=1
+	for p in "${problems[@]}"; do
+		echo "vm-run: FAIL: $p"
+	done
+	if [ -n "$hits" ]; then
+		printf '%s\n' "$hits" | head -n 40 | sed 's/^/vm-run:   /'
+	fi
+	if [ -z "$guest_rc" ]; then
+		echo "vm-run: last lines of $out/console.log:"
+		tail -n 25 "$out/console.log" | sed 's/^/vm-run:   /'
+	fi
+	# A run that failed outside the tests counts as one more failure.
+	nfail=$((nfail + 1))
+fi
+summary "$npass" "$nfail" "$nskip"
+exit $status

@@ -1,0 +1,118 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Claim: our modules cannot be unloaded while a rule uses them (the kernel
+# refuses, the rules stay and keep working), and 100 cycles of load, add
+# rules, traffic, flush, unload leave the kernel log clean (scanned by the
+# VM runner after the suite).
+#
+#   client ---- gw (tproxy_echo :8080, transparent) ---- server
+#
+# Runs in mode ours only: it loads and unloads the modules it tests.
+
+source "$(dirname "$(readlink -f "$0")")/lib.sh"
+
+CYCLES=${CYCLES:-100}
+ECHO=$SELFTEST_DIR/tproxy_echo
+
+if [ "${NFT_TPROXY_MODE:-ours}" != ours ]; then
+	echo "SKIP: loads and unloads our modules, mode is ${NFT_TPROXY_MODE}"
+	exit "$ksft_skip"
+fi
+checktool "nft --version" "run nft"
+checktool "socat -V" "run socat"
+[ -x "$ECHO" ] || { echo "SKIP: $ECHO is not built"; exit "$ksft_skip"; }
+for m in nft_tproxy nft_socket; do
+	[ -f "$NFT_TPROXY_MODDIR/$m.ko" ] ||
+		{ echo "SKIP: $NFT_TPROXY_MODDIR/$m.ko is not built"; exit "$ksft_skip"; }
+done
+
+# Leave the modules loaded for the tests that follow, whatever happens.
+load_ours()
+{
+	local m
+
+	for m in nft_tproxy nft_socket; do
+		grep -q "^$m " /proc/modules || insmod "$NFT_TPROXY_MODDIR/$m.ko" || return 1
+	done
+}
+on_exit load_ours
+
+setup_topology || exit "$ksft_fail"
+# shellcheck disable=SC2154 # set by setup_topology
+ip -n "$gw" rule add fwmark 1 lookup 100
+ip -n "$gw" route add local 0.0.0.0/0 dev lo table 100
+ip netns exec "$gw" "$ECHO" -6 -t tproxy -p 8080 2>/dev/null &
+busywait "$BUSYWAIT_TIMEOUT" listener_ready "$gw" 8080 tcp ||
+	{ log_fail "tproxy_echo listens on the gateway"; exit "$ret"; }
+
+add_rules()
+{
+	ip netns exec "$gw" nft -f - <<EOF
+table inet proxy {
+	chain divert {
+		type filter hook prerouting priority mangle; policy accept;
+		meta l4proto tcp socket transparent 1 meta mark set 1 accept
+		tcp dport 80 tproxy ip to :8080 meta mark set 1 accept
+	}
+}
+EOF
+}
+
+# shellcheck disable=SC2154 # set by setup_topology
+intercepted()
+{
+	echo x | ip netns exec "$client" timeout 5 socat -t 2 - \
+		"TCP4:$SERVER_IP4:80" 2>/dev/null | grep -q '^tproxy '
+}
+
+load_ours || { log_fail "our modules load"; exit "$ret"; }
+add_rules || { log_fail "the rules load"; exit "$ret"; }
+assert_ours_served tproxy
+
+for m in nft_tproxy nft_socket; do
+	if rmmod "$m" 2>/dev/null; then
+		log_fail "$m: unloading while a rule uses it is refused"
+		load_ours
+	elif ! grep -q "^$m " /proc/modules; then
+		log_fail "$m: still loaded after the refused unload"
+	else
+		log_pass "$m: unloading while a rule uses it is refused (refcount $(cat /sys/module/$m/refcnt))"
+	fi
+done
+if intercepted && ip netns exec "$gw" nft list ruleset | grep -q 'tproxy ip to :8080'; then
+	log_pass "the rules are intact and intercept after the refused unloads"
+else
+	log_fail "the rules are intact and intercept after the refused unloads"
+fi
+
+unloaded()
+{
+	rmmod nft_tproxy 2>/dev/null
+	rmmod nft_socket 2>/dev/null
+	! grep -qE '^nft_(tproxy|socket) ' /proc/modules
+}
+
+failed=0
+for ((i = 1; i <= CYCLES; i++)); do
+	ip netns exec "$gw" nft flush ruleset
+	# Rules are destroyed by a deferred work: the references go shortly after.
+	if ! busywait "$BUSYWAIT_TIMEOUT" unloaded; then
+		echo "cycle $i: rmmod failed"
+		failed=$i
+		break
+	fi
+	if ! load_ours || ! add_rules || ! intercepted; then
+		echo "cycle $i: load, add or traffic failed"
+		failed=$i
+		break
+	fi
+done
+if [ "$failed" -eq 0 ]; then
+	log_pass "$CYCLES cycles of load, add rules, traffic, flush, unload"
+else
+	log_fail "$CYCLES cycles of load, add rules, traffic, flush, unload: cycle $failed failed"
+fi
+ip netns exec "$gw" nft flush ruleset
+
+exit "$ret"
