@@ -53,8 +53,36 @@ abi()
 		grep -E '^# (PASS|FAIL|SKIP):'
 }
 
+# modules_selfcontained KVER: our modules depend on nothing beyond
+# nf_tables and defrag, import none of the helpers of the in-tree support,
+# and export nothing.
+modules_selfcontained()
+{
+	local k=$1 ko deps bad ok=0
+
+	for ko in "build/$k/kernel/nft_tproxy.ko" "build/$k/kernel/nft_socket.ko"; do
+		deps=$(modinfo -F depends "$ko")
+		bad=$(tr ',' '\n' <<<"$deps" | grep -vxE 'nf_tables|nf_defrag_ipv4|nf_defrag_ipv6|ipv6|' || true)
+		bad="$bad $(nm -u "$ko" | grep -oE '\b(udp[46]_lib_lookup|nf_tproxy_[a-z0-9_]+|nf_sk_lookup_[a-z0-9_]+|nf_socket_[a-z0-9_]+)\b' | tr '\n' ' ')"
+		bad="$bad $(nm "$ko" | grep -oE '__ksymtab_[a-z0-9_]+' | tr '\n' ' ')"
+		if [ -n "${bad// /}" ]; then
+			echo "check: FAIL: $ko: depends '$deps'; not allowed: $bad"
+			ok=1
+		else
+			echo "check: $ko: depends: $deps; no in-tree tproxy/socket helper imported, nothing exported"
+		fi
+	done
+	return $ok
+}
+
 mkdir -p build
 for k in $kernels; do
+	if make -s KVER="$k" modules >"build/make-$k.log" 2>&1 && modules_selfcontained "$k"; then
+		pass=$((pass + 1))
+	else
+		echo "check: FAIL: building or inspecting the modules for $k"
+		fail=$((fail + 1))
+	fi
 	for mode in intree ours; do
 		tests=""
 		[ "$mode" = intree ] && tests=$ABI_TESTS

@@ -262,6 +262,18 @@ rm -f "$out/console.log" "$out/ktap.txt" "$out/dmesg.txt" "$out/rc" "$out/guest.
 		rc=$?
 	fi
 
+	# Ours must have served the whole run: no in-tree module got loaded.
+	if [ "$mode" = ours ] && [ -z "$exec_cmd" ]; then
+		for m in $block; do
+			case " $ours " in *" $m "*) continue ;; esac
+			if grep -q "^$m " /proc/modules; then
+				echo "vm-run: FAIL: in-tree $m got loaded during the run"
+				rc=1
+			fi
+		done
+		[ "$rc" -ne 0 ] || echo "vm-run: no in-tree tproxy/socket module was loaded during the run"
+	fi
+
 	[ ! -e "$ktap" ] || cp "$ktap" "$out/ktap.txt"
 	dmesg > "$out/dmesg.txt"
 	echo "$rc" > "$out/rc"
