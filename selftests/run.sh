@@ -122,10 +122,12 @@ for t in "${tests[@]}"; do
 		cmd=(bash "./$t")
 	fi
 
+	t0=$EPOCHSECONDS
 	(cd "$dir" && timeout --foreground "$kselftest_timeout" "${cmd[@]}") \
 		< /dev/null > "$out" 2>&1
 	rc=$?
 	emit_prefixed < "$out"
+	emit "# $t took $((EPOCHSECONDS - t0)) s"
 
 	case $rc in
 	0)

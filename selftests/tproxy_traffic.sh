@@ -99,7 +99,7 @@ talk()
 	*:*) family=6; addr="[$addr]" ;;
 	esac
 	[ "$proto" = udp ] && udp_opt=",sourceport=40000,reuseaddr"
-	{ echo one; sleep 1; echo two; sleep 1; } |
+	{ echo one; sleep 0.5; echo two; sleep 0.5; } |
 		ip netns exec "$ns" timeout 10 socat -t 2 - \
 			"${proto^^}$family:$addr:$SERVICE_PORT$udp_opt" 2>/dev/null
 }
