@@ -158,6 +158,15 @@ if [ ! -x "$TOOLS_DIR/checkpatch/checkpatch.pl" ]; then
 	dpkg-deb -f "$tmp"/linux-source-*.deb Version >"$TOOLS_DIR/checkpatch/VERSION"
 fi
 
+# Only virtme-ng may come from trixie: say what did.
+from_trixie=$(apt list --installed 2>/dev/null |
+	awk -F'[/,]' '$2 == "trixie" || $2 == "stable" { print $1 }' | tr '\n' ' ')
+log "installed from trixie: ${from_trixie:-nothing}"
+if [ "${from_trixie% }" != virtme-ng ]; then
+	log "ERROR: packages other than virtme-ng came from trixie"
+	exit 1
+fi
+
 for k in $kp; do
 	case $k in linux-image-*)
 		log "kernel ${k#linux-image-} $(dpkg-query -W -f='${Version}' "$k")";;

@@ -26,7 +26,8 @@
 # the kernel log. Last line: "vm-run: KVER MODE: N passed, N failed, N skipped".
 #
 # Environment: VM_RUN_KVM=auto|0|1 (default auto: KVM only if the CPU exposes
-# vmx/svm and /dev/kvm is usable), VNG_OPTS (extra vng arguments).
+# vmx/svm and /dev/kvm is usable), VM_RUN_CPUS (default 2), VNG_OPTS (extra
+# vng arguments).
 
 set -u
 
@@ -51,7 +52,7 @@ die()
 
 mode=ours
 timeout_s=""
-cpus=2
+cpus=${VM_RUN_CPUS:-2}
 memory=1G
 out=""
 exec_cmd=""
