@@ -37,7 +37,7 @@ KBUILD_ARGS := -C $(KDIR) M=$(BUILD) NFT_TPROXY_GENDIR=$(BUILD) \
 all: modules
 
 kdir-check:
-	@test -f "$(KDIR)/Makefile" || { echo "nft-tproxy: no kernel build tree at '$(KDIR)' (install linux-headers-$(KVER), or pass KDIR=<tree> or KVER=<release>)"; exit 1; }
+	@test -f "$(KDIR)/Makefile" || { echo "nft-tproxy: no kernel build tree at '$(KDIR)' ($(if $(KVER),install linux-headers-$(KVER) or )pass KDIR=<tree> or KVER=<release>)"; exit 1; }
 
 $(BUILD)/compat_autoconf.h: $(TOP)/kernel/compat/gen-compat.sh | kdir-check
 	@mkdir -p $(BUILD)

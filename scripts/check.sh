@@ -17,6 +17,9 @@ cd "$top" || exit 1
 start=$(date +%s)
 pass=0 fail=0 skip=0
 ABI_TESTS="nft_tproxy_abi.sh nft_socket_abi.sh"
+# In the run against the in-tree modules: the ABI tests, and the clash of
+# ours with an in-tree module already loaded.
+INTREE_TESTS="$ABI_TESTS nft_tproxy_precedence.sh"
 
 count()
 {
@@ -91,7 +94,7 @@ run_kernel()
 
 	for mode in intree ours; do
 		tests=""
-		[ "$mode" = intree ] && tests=$ABI_TESTS
+		[ "$mode" = intree ] && tests=$INTREE_TESTS
 		log=build/check-$k-$mode.log
 		echo "check: $k, $mode modules"
 		# shellcheck disable=SC2086 # a list of test names
