@@ -34,6 +34,46 @@ enum nft_tproxy_lookup {
 	NFT_TPROXY_LOOKUP_ESTABLISHED,
 };
 
+/* The transport header of a packet, read once. */
+struct nft_tproxy_l4 {
+	union {
+		struct tcphdr	tcp;
+		struct udphdr	udp;
+	} buf;
+	const struct udphdr	*ports;	/* TCP has its ports where UDP does */
+	const struct tcphdr	*th;	/* TCP only */
+	int			doff;	/* end of the transport header */
+};
+
+static bool nft_tproxy_read_l4(const struct nft_pktinfo *pkt,
+			       struct nft_tproxy_l4 *l4)
+{
+	int thoff = nft_thoff(pkt);
+
+	/* Non-first fragments carry no ports to look a socket up with. */
+	if (nft_compat_fragoff(pkt))
+		return false;
+
+	switch (pkt->tprot) {
+	case IPPROTO_TCP:
+		l4->th = skb_header_pointer(pkt->skb, thoff, sizeof(l4->buf.tcp),
+					    &l4->buf.tcp);
+		if (!l4->th)
+			return false;
+		l4->ports = (const struct udphdr *)l4->th;
+		l4->doff = thoff + __tcp_hdrlen(l4->th);
+		return true;
+	case IPPROTO_UDP:
+		l4->th = NULL;
+		l4->ports = skb_header_pointer(pkt->skb, thoff,
+					       sizeof(l4->buf.udp),
+					       &l4->buf.udp);
+		l4->doff = thoff + sizeof(struct udphdr);
+		return l4->ports;
+	}
+	return false;
+}
+
 /*
  * A UDP socket counts as established only when it is connected and bound
  * to a specific address; a listener is any socket that is not connected.
@@ -80,38 +120,29 @@ static void nft_tproxy_assign_sock(struct sk_buff *skb, struct sock *sk)
 }
 
 static struct sock *
-nft_tproxy_get_sock_v4(struct net *net, struct sk_buff *skb, int thoff,
-		       u8 protocol, __be32 saddr, __be32 daddr,
-		       __be16 sport, __be16 dport,
+nft_tproxy_get_sock_v4(struct net *net, struct sk_buff *skb,
+		       const struct nft_tproxy_l4 *l4,
+		       __be32 saddr, __be32 daddr, __be16 sport, __be16 dport,
 		       const struct net_device *in,
 		       enum nft_tproxy_lookup type)
 {
-	struct tcphdr _th, *th;
 	struct sock *sk;
 
-	switch (protocol) {
-	case IPPROTO_TCP:
-		th = skb_header_pointer(skb, thoff, sizeof(_th), &_th);
-		if (!th)
-			return NULL;
-		if (type == NFT_TPROXY_LOOKUP_LISTENER)
-			return nft_sk_tcp4_listener(net, skb,
-						    thoff + __tcp_hdrlen(th),
-						    saddr, sport, daddr, dport,
-						    in->ifindex);
-		return nft_sk_tcp4_established(net, saddr, sport, daddr, dport,
-					       in->ifindex);
-	case IPPROTO_UDP:
-		sk = nft_sk_udp4_lookup(net, saddr, sport, daddr, dport,
-					in->ifindex);
-		if (sk && !nft_tproxy_udp_fits(sk, !inet_sk(sk)->inet_rcv_saddr,
-					       type)) {
-			sock_put(sk);
-			sk = NULL;
-		}
-		return sk;
+	if (l4->th) {
+		if (type == NFT_TPROXY_LOOKUP_ESTABLISHED)
+			return nft_sk_tcp4_established(net, saddr, sport,
+						       daddr, dport,
+						       in->ifindex);
+		return nft_sk_tcp4_listener(net, skb, l4->doff, saddr, sport,
+					    daddr, dport, in->ifindex);
 	}
-	return NULL;
+
+	sk = nft_sk_udp4_lookup(net, saddr, sport, daddr, dport, in->ifindex);
+	if (sk && !nft_tproxy_udp_fits(sk, !inet_sk(sk)->inet_rcv_saddr, type)) {
+		sock_put(sk);
+		sk = NULL;
+	}
+	return sk;
 }
 
 /* The target address: the one given, else the input device's primary one. */
@@ -138,30 +169,23 @@ static __be32 nft_tproxy_laddr4(const struct net_device *in, __be32 user_laddr,
 
 /*
  * A new SYN for a tuple in TIME_WAIT goes to the listener at the target
- * when there is one, and the timewait socket is retired.  Consumes the
- * reference of @sk; returns a referenced socket or NULL.
+ * when there is one, and the timewait socket is retired (its reference
+ * consumed); anything else stays with the timewait socket.
  */
 static struct sock *
-nft_tproxy_time_wait4(struct net *net, struct sk_buff *skb, int thoff,
-		      __be32 laddr, __be16 lport, struct sock *sk,
+nft_tproxy_time_wait4(struct net *net, struct sk_buff *skb,
+		      const struct nft_tproxy_l4 *l4, __be32 laddr,
+		      __be16 lport, struct sock *sk,
 		      const struct net_device *in)
 {
-	const struct iphdr *iph = ip_hdr(skb);
-	struct tcphdr _th, *th;
 	struct sock *listener;
 
-	th = skb_header_pointer(skb, thoff, sizeof(_th), &_th);
-	if (!th) {
-		inet_twsk_put(inet_twsk(sk));
-		return NULL;
-	}
-
-	if (!nft_tproxy_pure_syn(th))
+	if (!nft_tproxy_pure_syn(l4->th))
 		return sk;
 
-	listener = nft_tproxy_get_sock_v4(net, skb, thoff, IPPROTO_TCP,
-					  iph->saddr, laddr, th->source, lport,
-					  in, NFT_TPROXY_LOOKUP_LISTENER);
+	listener = nft_tproxy_get_sock_v4(net, skb, l4, ip_hdr(skb)->saddr,
+					  laddr, l4->th->source, lport, in,
+					  NFT_TPROXY_LOOKUP_LISTENER);
 	if (!listener)
 		return sk;
 
@@ -177,26 +201,18 @@ static void nft_tproxy_eval_v4(const struct nft_expr *expr,
 	const struct net_device *in = nft_in(pkt);
 	struct sk_buff *skb = pkt->skb;
 	const struct iphdr *iph = ip_hdr(skb);
-	int thoff = nft_thoff(pkt);
-	struct udphdr _hdr, *hp;
+	struct nft_tproxy_l4 l4;
 	__be32 taddr = 0;
 	__be16 tport = 0;
 	struct sock *sk;
 
-	/* Non-first fragments carry no ports to look a socket up with. */
-	if ((pkt->tprot != IPPROTO_TCP && pkt->tprot != IPPROTO_UDP) ||
-	    nft_compat_fragoff(pkt))
-		goto out_break;
-
-	/* The ports are all that is needed, and TCP has them where UDP does. */
-	hp = skb_header_pointer(skb, thoff, sizeof(_hdr), &_hdr);
-	if (!hp)
+	if (!nft_tproxy_read_l4(pkt, &l4))
 		goto out_break;
 
 	/* A packet of a flow that was already diverted finds its socket. */
-	sk = nft_tproxy_get_sock_v4(nft_net(pkt), skb, thoff, pkt->tprot,
-				    iph->saddr, iph->daddr, hp->source,
-				    hp->dest, in,
+	sk = nft_tproxy_get_sock_v4(nft_net(pkt), skb, &l4, iph->saddr,
+				    iph->daddr, l4.ports->source,
+				    l4.ports->dest, in,
 				    NFT_TPROXY_LOOKUP_ESTABLISHED);
 
 	if (priv->sreg_addr)
@@ -206,16 +222,15 @@ static void nft_tproxy_eval_v4(const struct nft_expr *expr,
 	if (priv->sreg_port)
 		tport = nft_reg_load_be16(&regs->data[priv->sreg_port]);
 	if (!tport)
-		tport = hp->dest;
+		tport = l4.ports->dest;
 
 	/* Only TCP has TIME_WAIT. */
 	if (sk && sk->sk_state == TCP_TIME_WAIT)
-		sk = nft_tproxy_time_wait4(nft_net(pkt), skb, thoff, taddr,
+		sk = nft_tproxy_time_wait4(nft_net(pkt), skb, &l4, taddr,
 					   tport, sk, in);
 	else if (!sk)
-		sk = nft_tproxy_get_sock_v4(nft_net(pkt), skb, thoff,
-					    pkt->tprot, iph->saddr, taddr,
-					    hp->source, tport, in,
+		sk = nft_tproxy_get_sock_v4(nft_net(pkt), skb, &l4, iph->saddr,
+					    taddr, l4.ports->source, tport, in,
 					    NFT_TPROXY_LOOKUP_LISTENER);
 
 	if (sk && nft_tproxy_sk_transparent(sk)) {
@@ -228,39 +243,31 @@ out_break:
 
 #if IS_ENABLED(CONFIG_NF_TABLES_IPV6)
 static struct sock *
-nft_tproxy_get_sock_v6(struct net *net, struct sk_buff *skb, int thoff,
-		       u8 protocol, const struct in6_addr *saddr,
+nft_tproxy_get_sock_v6(struct net *net, struct sk_buff *skb,
+		       const struct nft_tproxy_l4 *l4,
+		       const struct in6_addr *saddr,
 		       const struct in6_addr *daddr, __be16 sport,
 		       __be16 dport, const struct net_device *in,
 		       enum nft_tproxy_lookup type)
 {
-	struct tcphdr _th, *th;
 	struct sock *sk;
 
-	switch (protocol) {
-	case IPPROTO_TCP:
-		th = skb_header_pointer(skb, thoff, sizeof(_th), &_th);
-		if (!th)
-			return NULL;
-		if (type == NFT_TPROXY_LOOKUP_LISTENER)
-			return nft_sk_tcp6_listener(net, skb,
-						    thoff + __tcp_hdrlen(th),
-						    saddr, sport, daddr, dport,
-						    in->ifindex);
-		return nft_sk_tcp6_established(net, saddr, sport, daddr, dport,
-					       in->ifindex);
-	case IPPROTO_UDP:
-		sk = nft_sk_udp6_lookup(net, saddr, sport, daddr, dport,
-					in->ifindex);
-		if (sk && !nft_tproxy_udp_fits(sk,
-					       ipv6_addr_any(&sk->sk_v6_rcv_saddr),
-					       type)) {
-			sock_put(sk);
-			sk = NULL;
-		}
-		return sk;
+	if (l4->th) {
+		if (type == NFT_TPROXY_LOOKUP_ESTABLISHED)
+			return nft_sk_tcp6_established(net, saddr, sport,
+						       daddr, dport,
+						       in->ifindex);
+		return nft_sk_tcp6_listener(net, skb, l4->doff, saddr, sport,
+					    daddr, dport, in->ifindex);
 	}
-	return NULL;
+
+	sk = nft_sk_udp6_lookup(net, saddr, sport, daddr, dport, in->ifindex);
+	if (sk && !nft_tproxy_udp_fits(sk, ipv6_addr_any(&sk->sk_v6_rcv_saddr),
+				       type)) {
+		sock_put(sk);
+		sk = NULL;
+	}
+	return sk;
 }
 
 /*
@@ -293,26 +300,18 @@ static void nft_tproxy_laddr6(const struct net_device *in,
 }
 
 static struct sock *
-nft_tproxy_time_wait6(struct net *net, struct sk_buff *skb, int thoff,
+nft_tproxy_time_wait6(struct net *net, struct sk_buff *skb,
+		      const struct nft_tproxy_l4 *l4,
 		      const struct in6_addr *laddr, __be16 lport,
 		      struct sock *sk, const struct net_device *in)
 {
-	const struct ipv6hdr *iph = ipv6_hdr(skb);
-	struct tcphdr _th, *th;
 	struct sock *listener;
 
-	th = skb_header_pointer(skb, thoff, sizeof(_th), &_th);
-	if (!th) {
-		inet_twsk_put(inet_twsk(sk));
-		return NULL;
-	}
-
-	if (!nft_tproxy_pure_syn(th))
+	if (!nft_tproxy_pure_syn(l4->th))
 		return sk;
 
-	listener = nft_tproxy_get_sock_v6(net, skb, thoff, IPPROTO_TCP,
-					  &iph->saddr, laddr, th->source,
-					  lport, in,
+	listener = nft_tproxy_get_sock_v6(net, skb, l4, &ipv6_hdr(skb)->saddr,
+					  laddr, l4->th->source, lport, in,
 					  NFT_TPROXY_LOOKUP_LISTENER);
 	if (!listener)
 		return sk;
@@ -329,23 +328,17 @@ static void nft_tproxy_eval_v6(const struct nft_expr *expr,
 	const struct net_device *in = nft_in(pkt);
 	struct sk_buff *skb = pkt->skb;
 	const struct ipv6hdr *iph = ipv6_hdr(skb);
-	int thoff = nft_thoff(pkt);
 	struct in6_addr taddr = {};
-	struct udphdr _hdr, *hp;
+	struct nft_tproxy_l4 l4;
 	__be16 tport = 0;
 	struct sock *sk;
 
-	if ((pkt->tprot != IPPROTO_TCP && pkt->tprot != IPPROTO_UDP) ||
-	    nft_compat_fragoff(pkt))
+	if (!nft_tproxy_read_l4(pkt, &l4))
 		goto out_break;
 
-	hp = skb_header_pointer(skb, thoff, sizeof(_hdr), &_hdr);
-	if (!hp)
-		goto out_break;
-
-	sk = nft_tproxy_get_sock_v6(nft_net(pkt), skb, thoff, pkt->tprot,
-				    &iph->saddr, &iph->daddr, hp->source,
-				    hp->dest, in,
+	sk = nft_tproxy_get_sock_v6(nft_net(pkt), skb, &l4, &iph->saddr,
+				    &iph->daddr, l4.ports->source,
+				    l4.ports->dest, in,
 				    NFT_TPROXY_LOOKUP_ESTABLISHED);
 
 	if (priv->sreg_addr)
@@ -355,15 +348,14 @@ static void nft_tproxy_eval_v6(const struct nft_expr *expr,
 	if (priv->sreg_port)
 		tport = nft_reg_load_be16(&regs->data[priv->sreg_port]);
 	if (!tport)
-		tport = hp->dest;
+		tport = l4.ports->dest;
 
 	if (sk && sk->sk_state == TCP_TIME_WAIT)
-		sk = nft_tproxy_time_wait6(nft_net(pkt), skb, thoff, &taddr,
+		sk = nft_tproxy_time_wait6(nft_net(pkt), skb, &l4, &taddr,
 					   tport, sk, in);
 	else if (!sk)
-		sk = nft_tproxy_get_sock_v6(nft_net(pkt), skb, thoff,
-					    pkt->tprot, &iph->saddr, &taddr,
-					    hp->source, tport, in,
+		sk = nft_tproxy_get_sock_v6(nft_net(pkt), skb, &l4, &iph->saddr,
+					    &taddr, l4.ports->source, tport, in,
 					    NFT_TPROXY_LOOKUP_LISTENER);
 
 	if (sk && nft_tproxy_sk_transparent(sk)) {
