@@ -12,12 +12,16 @@
 # which original destination it saw, though nothing was NATed.
 
 set -u
-# shellcheck source=../selftests/lib.sh
+# shellcheck source=selftests/lib.sh
 source "$(dirname "$(readlink -f "$0")")/../selftests/lib.sh"
 
 echo "=== demo begins"
 echo "kernel $(uname -r); nft_tproxy $(cat /sys/module/nft_tproxy/version 2>/dev/null) from $NFT_TPROXY_MODDIR"
-echo "in-tree module blocked: $(modprobe nft_tproxy 2>&1 | head -n 1 || true)"
+if modprobe nf_tproxy_ipv4 2>/dev/null; then
+	echo "in-tree nf_tproxy_ipv4: loadable (not blocked)"
+else
+	echo "in-tree modules blocked: modprobe nf_tproxy_ipv4 is refused"
+fi
 setup_topology >/dev/null || { echo "demo: topology failed"; exit 1; }
 
 # shellcheck disable=SC2154 # set by setup_topology
@@ -31,18 +35,18 @@ table inet demo {
 	}
 }
 EOF
-ip -n "$gw" rule add fwmark 1 lookup 100
-ip -n "$gw" route add local 0.0.0.0/0 dev lo table 100
-ip -n "$gw" -6 rule add fwmark 1 lookup 100
-ip -n "$gw" -6 route add local ::/0 dev lo table 100
+tproxy_routing "$gw"
 echo
 echo "gateway ruleset:"
 ip netns exec "$gw" nft list ruleset | sed 's/^/    /'
 
-# shellcheck disable=SC2016 # expanded by the shell socat starts
-ip netns exec "$gw" socat TCP6-LISTEN:8080,ip-transparent,ipv6-v6only=0,reuseaddr,fork \
-	SYSTEM:'echo "gateway listener on port 8080: client $SOCAT_PEERADDR port $SOCAT_PEERPORT, original destination $SOCAT_SOCKADDR port $SOCAT_SOCKPORT"' \
-	2>/dev/null &
+# One listener per family, so that IPv4 addresses print as such.
+for listen in TCP4-LISTEN:8080 TCP6-LISTEN:8080,ipv6-v6only=1; do
+	# shellcheck disable=SC2016 # expanded by the shell socat starts
+	ip netns exec "$gw" socat "$listen,ip-transparent,reuseaddr,fork" \
+		SYSTEM:'echo "gateway listener on port 8080: client $SOCAT_PEERADDR port $SOCAT_PEERPORT, original destination $SOCAT_SOCKADDR port $SOCAT_SOCKPORT"' \
+		2>/dev/null &
+done
 busywait "$BUSYWAIT_TIMEOUT" listener_ready "$gw" 8080 tcp || { echo "demo: no listener"; exit 1; }
 
 echo

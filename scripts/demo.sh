@@ -18,8 +18,10 @@ make -s -C "$top" KVER="$kver" modules >"$top/build/make-$kver.log" 2>&1 ||
 make -s -C "$top/selftests" >/dev/null || { echo "demo: building the selftest helpers failed"; exit 1; }
 
 echo "demo: booting $kver in a VM (20-30 s without KVM) ..."
-"$top/scripts/vm-run.sh" --out "$top/build/demo" --exec "$top/scripts/demo-guest.sh" "$kver"
+"$top/scripts/vm-run.sh" --out "$top/build/demo" --exec "$top/scripts/demo-guest.sh" "$kver" \
+	>"$top/build/demo.log" 2>&1
 rc=$?
+[ $rc -eq 0 ] || { echo "demo: the VM run failed:"; cat "$top/build/demo.log"; }
 # What the guest printed, without the kernel's console noise.
 sed -n '/^=== demo begins/,/^=== demo ends/p' "$top/build/demo/console.log" | sed '1d;$d'
 exit $rc

@@ -340,6 +340,23 @@ setup_topology()
 	return 0
 }
 
+# tproxy_routing NS [4|6|46]: the policy routing of the tproxy recipe in NS:
+# packets marked 1 are looked up in table 100, which delivers everything
+# locally (default: both families).
+tproxy_routing()
+{
+	local ns=$1 families=${2:-46}
+
+	if [[ $families == *4* ]]; then
+		ip -n "$ns" rule add fwmark 1 lookup 100 &&
+		ip -n "$ns" route add local 0.0.0.0/0 dev lo table 100 || return 1
+	fi
+	if [[ $families == *6* ]]; then
+		ip -n "$ns" -6 rule add fwmark 1 lookup 100 &&
+		ip -n "$ns" -6 route add local ::/0 dev lo table 100 || return 1
+	fi
+}
+
 ##############################################################################
 # Which module serves the rules
 

@@ -40,8 +40,7 @@ on_exit load_ours
 
 setup_topology || exit "$ksft_fail"
 # shellcheck disable=SC2154 # set by setup_topology
-ip -n "$gw" rule add fwmark 1 lookup 100
-ip -n "$gw" route add local 0.0.0.0/0 dev lo table 100
+tproxy_routing "$gw" 4
 ip netns exec "$gw" "$ECHO" -6 -t tproxy -p 8080 2>/dev/null &
 busywait "$BUSYWAIT_TIMEOUT" listener_ready "$gw" 8080 tcp ||
 	{ log_fail "tproxy_echo listens on the gateway"; exit "$ret"; }

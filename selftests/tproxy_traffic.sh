@@ -36,10 +36,7 @@ tproxy_setup()
 	setup_topology || exit "$ksft_fail"
 
 	# shellcheck disable=SC2154 # set by setup_topology
-	ip -n "$gw" rule add fwmark 1 lookup 100
-	ip -n "$gw" route add local 0.0.0.0/0 dev lo table 100
-	ip -n "$gw" -6 rule add fwmark 1 lookup 100
-	ip -n "$gw" -6 route add local ::/0 dev lo table 100
+	tproxy_routing "$gw"
 
 	if ! ip netns exec "$gw" nft -f - <<EOF
 table inet proxy {
