@@ -111,6 +111,11 @@ kernel_pkgs() {
 }
 
 missing=""
+# Stale package lists name kernels the registry may no longer serve.
+if [ "$CHECK_ONLY" -eq 0 ] &&
+   ! find /var/lib/apt/lists -maxdepth 1 -name '*InRelease' -mmin -1440 2>/dev/null | grep -q .; then
+	apt_update
+fi
 ensure_trixie_pin
 
 kp=$(kernel_pkgs)
