@@ -120,7 +120,7 @@ run_kernel()
 # The kernels run side by side, one vCPU each: the tests mostly wait on the
 # network and on timers, so two guests share the two cores well.
 mkdir -p build
-if ! make -s -C selftests >build/selftests-build.log 2>&1; then
+if ! { make -s -C selftests && make -s -C proxy; } >build/selftests-build.log 2>&1; then
 	echo "check: FAIL: building the selftest helpers:"
 	cat build/selftests-build.log
 	fail=$((fail + 1))

@@ -21,4 +21,5 @@ mkdir -p "$top/build"
 make -s -C "$top" KVER="$kver" modules >"$top/build/make-$kver.log" 2>&1 ||
 	{ echo "vm-test: building for $kver failed:"; tail -n 30 "$top/build/make-$kver.log"; exit 1; }
 make -s -C "$top/selftests" >/dev/null || { echo "vm-test: building the selftest helpers failed"; exit 1; }
+make -s -C "$top/proxy" >/dev/null || { echo "vm-test: building the reference proxy failed"; exit 1; }
 exec "$top/scripts/vm-run.sh" "${mode[@]}" "$kver" "$@"

@@ -24,7 +24,8 @@ async def serve(port):
             pass
         writer.close()
 
-    server = await asyncio.start_server(handle, host="::", port=port,
+    # No host: one socket per family (asyncio makes IPv6 sockets v6-only).
+    server = await asyncio.start_server(handle, port=port,
                                         backlog=4096)
     async with server:
         await server.serve_forever()

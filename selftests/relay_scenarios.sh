@@ -141,6 +141,10 @@ relay_scenarios()
 		relay_start "$proto" -t
 		scenario "$proto" "ipv$f interception with the proxy's address upstream (-t)" "$z" "$SERVICE_PORT" "$xz"
 		relay_stop
+
+		# A dead proxy: no transparent listener, the tproxy rule does not
+		# match, and the flow goes on to the server itself, unproxied.
+		scenario "$proto" "ipv$f dead proxy: the flow falls through to the server" "$z" "$SERVICE_PORT" "$y"
 	done
 }
 
