@@ -62,25 +62,6 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 
-#ifndef IP_TRANSPARENT
-#define IP_TRANSPARENT		19
-#endif
-#ifndef IP_RECVORIGDSTADDR
-#define IP_RECVORIGDSTADDR	20
-#endif
-#ifndef IP_ORIGDSTADDR
-#define IP_ORIGDSTADDR		IP_RECVORIGDSTADDR
-#endif
-#ifndef IPV6_RECVORIGDSTADDR
-#define IPV6_RECVORIGDSTADDR	74
-#endif
-#ifndef IPV6_ORIGDSTADDR
-#define IPV6_ORIGDSTADDR	IPV6_RECVORIGDSTADDR
-#endif
-#ifndef IPV6_TRANSPARENT
-#define IPV6_TRANSPARENT	75
-#endif
-
 #define PROG		"tproxy-relay"
 #define BATCH		64	/* accepts/datagrams per wakeup, per socket */
 #define PUMP_ROUNDS	16	/* splice rounds per connection per turn */
@@ -192,77 +173,61 @@ static const char *addr_str(const union addr *addr, char *buf)
 }
 
 /*
- * Parses "a.b.c.d:PORT" or "[v6]:PORT"; for a listener also ":PORT".
- * *@dual tells whether the result is the IPv6 wildcard, the address of a
- * dual-stack listener.
+ * Parses "a.b.c.d:PORT" or "[v6]:PORT" (a link-local one may name its
+ * interface, [fe80::1%eth0]:PORT); for a listener also ":PORT", the
+ * IPv6 wildcard.  *@dual: the result is the IPv6 wildcard, the address
+ * of a dual-stack listener.
  */
 static int addr_parse(const char *s, union addr *a, bool listener,
 		      bool *dual)
 {
-	char host[INET6_ADDRSTRLEN + IF_NAMESIZE + 2], *end, *pct;
-	const char *colon;
+	char host[INET6_ADDRSTRLEN + IF_NAMESIZE + 2] = "::", *end, *pct;
+	const char *colon = strrchr(s, ':');
+	bool v6 = s[0] == '[' || s[0] == ':';
+	size_t len = colon ? (size_t)(colon - s) : 0;
 	unsigned long port;
-	size_t len;
 
 	memset(a, 0, sizeof(*a));
-	*dual = false;
-	if (s[0] == '[') {
-		const char *rb = strchr(s, ']');
-
-		if (!rb || rb[1] != ':')
-			return -1;
-		len = rb - s - 1;
-		colon = rb + 1;
-		if (len == 0 || len >= sizeof(host))
-			return -1;
-		memcpy(host, s + 1, len);
-		host[len] = '\0';
-		pct = strchr(host, '%');
-		if (pct) {
-			*pct++ = '\0';
-			a->in6.sin6_scope_id = if_nametoindex(pct);
-			if (!a->in6.sin6_scope_id) {
-				a->in6.sin6_scope_id = strtoul(pct, &end, 10);
-				if (!*pct || *end || !a->in6.sin6_scope_id)
-					return -1;
-			}
-		}
-		if (inet_pton(AF_INET6, host, &a->in6.sin6_addr) != 1)
-			return -1;
-		a->in6.sin6_family = AF_INET6;
-	} else if (s[0] == ':') {
-		if (!listener)
-			return -1;
-		colon = s;
-		a->in6.sin6_family = AF_INET6;
-		a->in6.sin6_addr = in6addr_any;
-	} else {
-		colon = strrchr(s, ':');
-		if (!colon)
-			return -1;
-		len = colon - s;
-		if (len == 0 || len >= sizeof(host))
-			return -1;
-		memcpy(host, s, len);
-		host[len] = '\0';
-		if (inet_pton(AF_INET, host, &a->in.sin_addr) != 1)
-			return -1;
-		a->in.sin_family = AF_INET;
-	}
-	if (colon[1] < '0' || colon[1] > '9')
+	if (!colon || colon[1] < '0' || colon[1] > '9' || len >= sizeof(host))
 		return -1;
 	errno = 0;
 	port = strtoul(colon + 1, &end, 10);
 	if (errno || *end || port == 0 || port > 65535)
 		return -1;
+	if (s[0] == '[') {
+		if (len < 3 || colon[-1] != ']')
+			return -1;
+		memcpy(host, s + 1, len - 2);
+		host[len - 2] = '\0';
+	} else if (len) {
+		if (v6)		/* IPv6 needs its brackets */
+			return -1;
+		memcpy(host, s, len);
+		host[len] = '\0';
+	} else if (!listener) {
+		return -1;
+	}
+	pct = strchr(host, '%');
+	if (pct && v6) {
+		*pct++ = '\0';
+		end = "";
+		a->in6.sin6_scope_id = if_nametoindex(pct);
+		if (!a->in6.sin6_scope_id)
+			a->in6.sin6_scope_id = strtoul(pct, &end, 10);
+		if (!a->in6.sin6_scope_id || *end)
+			return -1;
+	}
+	if (v6 && inet_pton(AF_INET6, host, &a->in6.sin6_addr) == 1)
+		a->sa.sa_family = AF_INET6;
+	else if (!v6 && inet_pton(AF_INET, host, &a->in.sin_addr) == 1)
+		a->sa.sa_family = AF_INET;
+	else
+		return -1;
 	addr_set_port(a, port);
 	addr_unmap(a);
-	if (a->sa.sa_family == AF_INET6 && addr_is_any(a))
-		*dual = true;
+	*dual = a->sa.sa_family == AF_INET6 && addr_is_any(a);
 	/* an upstream must be somewhere */
-	if (!listener && addr_is_any(a))
-		return -1;
-	return 0;
+	return !listener && addr_is_any(a) ? -1 : 0;
 }
 
 /* --- Configuration and global state --- */
@@ -961,24 +926,18 @@ static uint64_t hash_addr(uint64_t h, const union addr *a)
 	return (h ^ (addr_port(a) >> 8)) * 0x100000001b3ULL;
 }
 
-static unsigned int flow_bucket(const union addr *client,
-				const union addr *orig)
+/* Flows hash by (client, orig), reply sockets by orig (client NULL). */
+static unsigned int bucket(const union addr *client, const union addr *orig)
 {
-	uint64_t h = hash_addr(hash_addr(hash_seed, client), orig);
-
-	return (h ^ (h >> 32)) & hash_mask;
-}
-
-static unsigned int reply_bucket(const union addr *orig)
-{
-	uint64_t h = hash_addr(hash_seed, orig);
+	uint64_t h = hash_addr(client ? hash_addr(hash_seed, client) :
+			       hash_seed, orig);
 
 	return (h ^ (h >> 32)) & hash_mask;
 }
 
 static struct reply *reply_get(const union addr *orig)
 {
-	unsigned int b = reply_bucket(orig);
+	unsigned int b = bucket(NULL, orig);
 	struct reply *r;
 	int fd, err;
 
@@ -1026,7 +985,7 @@ static void reply_put(struct reply *r)
 
 	if (!r || --r->refs)
 		return;
-	for (pp = &reply_hash[reply_bucket(&r->addr)]; *pp; pp = &(*pp)->hnext)
+	for (pp = &reply_hash[bucket(NULL, &r->addr)]; *pp; pp = &(*pp)->hnext)
 		if (*pp == r) {
 			*pp = r->hnext;
 			break;
@@ -1050,7 +1009,7 @@ static void flow_free(struct flow *f)
 
 	logc("udp end client=%s packets_up=%llu packets_down=%llu\n",
 	     addr_str(&f->client, a), f->up, f->down);
-	for (pp = &flow_hash[flow_bucket(&f->client, &f->orig)]; *pp;
+	for (pp = &flow_hash[bucket(&f->client, &f->orig)]; *pp;
 	     pp = &(*pp)->hnext)
 		if (*pp == f) {
 			*pp = f->hnext;
@@ -1102,7 +1061,7 @@ static struct flow *flow_new(const union addr *client, const union addr *orig)
 	if (ep_add(f->fd, EPOLLIN, f))
 		goto fail;
 
-	b = flow_bucket(client, orig);
+	b = bucket(client, orig);
 	f->hnext = flow_hash[b];
 	flow_hash[b] = f;
 	f->last = now;
@@ -1132,7 +1091,7 @@ static void udp_forward(const union addr *client, const union addr *orig,
 {
 	struct flow *f;
 
-	for (f = flow_hash[flow_bucket(client, orig)]; f; f = f->hnext)
+	for (f = flow_hash[bucket(client, orig)]; f; f = f->hnext)
 		if (addr_eq(&f->client, client) && addr_eq(&f->orig, orig))
 			break;
 	if (!f) {

@@ -15,7 +15,10 @@ kver=${1:-$("$top/scripts/kernels.sh" | tail -n 1)}
 mkdir -p "$top/build"
 make -s -C "$top" KVER="$kver" modules >"$top/build/make-$kver.log" 2>&1 ||
 	{ echo "demo: building for $kver failed:"; tail -n 30 "$top/build/make-$kver.log"; exit 1; }
-make -s -C "$top/selftests" >/dev/null || { echo "demo: building the selftest helpers failed"; exit 1; }
+if ! make -s -C "$top/selftests" >/dev/null || ! make -s -C "$top/proxy" >/dev/null; then
+	echo "demo: building the selftest helpers or the proxy failed"
+	exit 1
+fi
 
 echo "demo: booting $kver in a VM (20-30 s without KVM) ..."
 "$top/scripts/vm-run.sh" --out "$top/build/demo" --exec "$top/scripts/demo-guest.sh" "$kver" \

@@ -92,7 +92,7 @@ ensure_trixie_pin() {
 # --- packages -------------------------------------------------------------
 PKGS="qemu-system-x86 kmod nftables iproute2 socat iputils-ping sparse
 shellcheck libmnl-dev pkg-config gcc make bc flex bison libelf-dev xz-utils
-busybox-static procps psmisc python3 file"
+busybox-static procps psmisc python3 file valgrind"
 
 kernel_pkgs() {
 	local k61 k612

@@ -28,11 +28,11 @@ else
 	step "checkpatch --strict"
 	"$checkpatch" --strict --no-tree -q --terse -f kernel/*.c kernel/*.h ||
 		fail "checkpatch"
-	# Userspace helpers: kernel style, with the C library's types and idioms
+	# Userspace programs: kernel style, with the C library's types and idioms
 	# (volatile sig_atomic_t is what a signal handler may write).
 	"$checkpatch" --strict --no-tree -q --terse \
 		--ignore PREFER_KERNEL_TYPES,ARRAY_SIZE,PREFER_DEFINED_ATTRIBUTE_MACRO,EMBEDDED_FUNCTION_NAME,VOLATILE \
-		-f selftests/*.c || fail "checkpatch (selftests)"
+		-f selftests/*.c proxy/*.c || fail "checkpatch (selftests, proxy)"
 	# The compat shims take arguments that some kernels do not use.
 	"$checkpatch" --strict --no-tree -q --terse --ignore MACRO_ARG_UNUSED \
 		-f kernel/compat/compat.h || fail "checkpatch (compat)"
