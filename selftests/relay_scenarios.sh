@@ -99,11 +99,12 @@ ask()
 		"${proto^^}$family:$addr:$port" 2>/dev/null
 }
 
-# scenario PROTO NAME DST PORT SEEN: Y asks DST:PORT; Z must answer and must
-# have seen SEEN as the peer.
+# scenario PROTO NAME DST PORT SEEN [XSAW]: Y asks DST:PORT; Z must answer
+# and must have seen SEEN as the peer; the proxy, unless dead, must have
+# logged the client XSAW with DST:PORT as the original destination.
 scenario()
 {
-	local proto=$1 name=$2 dst=$3 port=$4 seen=$5 out want
+	local proto=$1 name=$2 dst=$3 port=$4 seen=$5 xsaw=${6:-} out want
 
 	out=$(ask "$proto" "$dst" "$port")
 	case $seen in
@@ -114,8 +115,28 @@ scenario()
 		log_pass "$proto $name: the server answers and sees $seen"
 	else
 		log_fail "$proto $name: the server answers and sees $seen: got '${out//$'\n'/ | }'"
+		sed 's/^/    relay: /' "$gw.relay.log" 2>/dev/null
+	fi
+	[ -n "$xsaw" ] || return 0
+
+	# What the proxy logged: the client's own address, and the address
+	# the client connected to as the original destination.
+	want="$proto client=$(addr_re "$xsaw"):[0-9]* orig=$(addr_re "$dst"):$port upstream=.*"
+	if grep -qx "$want" "$gw.relay.log"; then
+		log_pass "$proto $name: the proxy sees the client $xsaw and the original destination $dst:$port"
+	else
+		log_fail "$proto $name: the proxy sees the client $xsaw and the original destination $dst:$port:"
 		sed 's/^/    relay: /' "$gw.relay.log"
 	fi
+}
+
+# addr_re ADDR: ADDR as a regular expression, as the programs print it.
+addr_re()
+{
+	case $1 in
+	*:*) printf '\\[%s\\]' "$1" ;;
+	*) printf '%s' "${1//./\\.}" ;;
+	esac
 }
 
 relay_scenarios()
@@ -127,19 +148,19 @@ relay_scenarios()
 		eval "y=\$CLIENT_IP$f x=\$GW_CLIENT_IP$f xz=\$GW_SERVER_IP$f z=\$SERVER_IP$f"
 
 		relay_start "$proto" -d "$(bracket "$z"):$SERVICE_PORT"
-		scenario "$proto" "ipv$f relay without transparency" "$x" "$RELAY_PORT" "$xz"
+		scenario "$proto" "ipv$f relay without transparency" "$x" "$RELAY_PORT" "$xz" "$y"
 		relay_stop
 
 		relay_start "$proto" -T -d "$(bracket "$z"):$SERVICE_PORT"
-		scenario "$proto" "ipv$f transparent upstream only (-T)" "$x" "$RELAY_PORT" "$y"
+		scenario "$proto" "ipv$f transparent upstream only (-T)" "$x" "$RELAY_PORT" "$y" "$y"
 		relay_stop
 
 		relay_start "$proto" -t -T
-		scenario "$proto" "ipv$f full transparency (-t -T)" "$z" "$SERVICE_PORT" "$y"
+		scenario "$proto" "ipv$f full transparency (-t -T)" "$z" "$SERVICE_PORT" "$y" "$y"
 		relay_stop
 
 		relay_start "$proto" -t
-		scenario "$proto" "ipv$f interception with the proxy's address upstream (-t)" "$z" "$SERVICE_PORT" "$xz"
+		scenario "$proto" "ipv$f interception with the proxy's address upstream (-t)" "$z" "$SERVICE_PORT" "$xz" "$y"
 		relay_stop
 
 		# A dead proxy: no transparent listener, the tproxy rule does not
