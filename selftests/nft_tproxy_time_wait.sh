@@ -20,6 +20,8 @@ setup_topology || exit "$ksft_fail"
 
 # shellcheck disable=SC2154 # set by setup_topology
 tproxy_routing "$gw"
+# No `socket transparent 1` rule here, unlike tproxy_divert: it would match
+# the SYN on the timewait socket first and tproxy would never see it.
 if ! ip netns exec "$gw" nft -f - <<EOF
 table inet proxy {
 	chain divert {

@@ -38,17 +38,7 @@ relay_setup()
 	setup_topology || exit "$ksft_fail"
 	tproxy_routing "$gw"
 
-	if ! ip netns exec "$gw" nft -f - <<EOF
-table inet relay {
-	chain divert {
-		type filter hook prerouting priority mangle; policy accept;
-		meta l4proto $proto socket transparent 1 meta mark set 1 accept
-		meta l4proto $proto th dport $SERVICE_PORT tproxy ip to :$RELAY_PORT meta mark set 1 accept
-		meta l4proto $proto th dport $SERVICE_PORT tproxy ip6 to :$RELAY_PORT meta mark set 1 accept
-	}
-}
-EOF
-	then
+	if ! tproxy_divert "$gw" "$proto" "$SERVICE_PORT" "$RELAY_PORT"; then
 		log_fail "$proto: the gateway ruleset loads"
 		exit "$ret"
 	fi

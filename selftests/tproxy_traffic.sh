@@ -38,14 +38,9 @@ tproxy_setup()
 	# shellcheck disable=SC2154 # set by setup_topology
 	tproxy_routing "$gw"
 
-	if ! ip netns exec "$gw" nft -f - <<EOF
+	if ! tproxy_divert "$gw" "$proto" "$SERVICE_PORT" "$PROXY_PORT" ||
+	   ! ip netns exec "$gw" nft -f - <<EOF
 table inet proxy {
-	chain divert {
-		type filter hook prerouting priority mangle; policy accept;
-		meta l4proto $proto socket transparent 1 meta mark set 1 accept
-		meta l4proto $proto th dport $SERVICE_PORT tproxy ip to :$PROXY_PORT meta mark set 1 accept
-		meta l4proto $proto th dport $SERVICE_PORT tproxy ip6 to :$PROXY_PORT meta mark set 1 accept
-	}
 	chain reroute {
 		type route hook output priority mangle; policy accept;
 		ip daddr $SERVER_IP4 meta l4proto $proto th dport $SERVICE_PORT meta mark set 1
