@@ -505,30 +505,6 @@ __intree_helpers_loaded()
 	echo "${found# }"
 }
 
-# require_ours: in mode ours, stop the test unless our nft_tproxy and
-# nft_socket are loaded and no in-tree tproxy/socket helper is.
-require_ours()
-{
-	local m bad=0 helpers
-
-	[ "$NFT_TPROXY_MODE" = ours ] || return 0
-	for m in nft_tproxy nft_socket; do
-		if ! __mod_is_ours "$m"; then
-			echo "FAIL: require_ours: $__mod_why"
-			bad=1
-		fi
-	done
-	helpers=$(__intree_helpers_loaded)
-	if [ -n "$helpers" ]; then
-		echo "FAIL: require_ours: in-tree modules loaded: $helpers"
-		bad=1
-	fi
-	if [ $bad -ne 0 ]; then
-		exit $ksft_fail
-	fi
-	return 0
-}
-
 # assert_ours_served EXPR: call while a rule using EXPR is loaded. Mode ours:
 # nft_EXPR is our module and holds a reference, no in-tree helper is loaded.
 # Mode intree: nft_EXPR is the kernel's own module.
