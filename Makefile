@@ -9,6 +9,8 @@
 #   make vm-test KVER=<release> [TESTS="a.sh b.sh"] [MODE=ours|intree]
 #   make demo                             the transparent proxy in a VM
 #   make lint                             checkpatch --strict, sparse, W=1, shellcheck
+#   make matrix                           the suite on 5.10, 6.1, 6.12, 7.2 and a
+#                                         kernel without any tproxy support
 #   make help
 
 TOP := $(CURDIR)
@@ -88,6 +90,12 @@ check:
 vm-test:
 	@$(TOP)/scripts/vm-test.sh $(if $(MODE),--mode $(MODE)) $(KVER) $(TESTS)
 
+matrix:
+	@$(TOP)/scripts/matrix.sh
+
+version:
+	@echo $(NFT_TPROXY_VERSION)
+
 demo:
 	@$(TOP)/scripts/demo.sh $(if $(filter command line,$(origin KVER)),$(KVER))
 
@@ -96,7 +104,7 @@ clean:
 	$(MAKE) -C $(TOP)/selftests clean
 
 help:
-	@sed -n '3,13p' $(TOP)/Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,15p' $(TOP)/Makefile | sed 's/^# \{0,1\}//'
 
 .PHONY: all kdir-check links modules modules-check install uninstall deps \
-	lint check vm-test demo clean help
+	lint check vm-test matrix version demo clean help

@@ -323,16 +323,10 @@ static noinline bool nft_socket_cgroupv2(u32 *dest, struct sock *sk,
 	struct cgroup *cgrp = sock_cgroup_ptr(&sk->sk_cgrp_data);
 	u64 cgid;
 
-#ifdef HAVE_CGROUP_ANCESTOR
 	cgrp = cgroup_ancestor(cgrp, level);
 	if (!cgrp)
 		return false;
 	cgid = cgroup_id(cgrp);
-#else
-	if (level > cgrp->level)
-		return false;
-	cgid = cgrp->ancestor_ids[level];
-#endif
 	memcpy(dest, &cgid, sizeof(cgid));
 	return true;
 }

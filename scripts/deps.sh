@@ -6,6 +6,8 @@
 #
 #   scripts/deps.sh            install what is missing
 #   scripts/deps.sh --check    report only, exit 1 if something is missing
+#   scripts/deps.sh --matrix   also what make matrix needs (debootstrap, the
+#                              kernel build's tools)
 #
 # Kernels: the newest bookworm-security 6.1 and 6.12 generic amd64 images and
 # headers.  virtme-ng comes from trixie, pinned at priority 100 so that only
@@ -14,7 +16,14 @@
 set -eu
 
 CHECK_ONLY=0
-[ "${1:-}" = "--check" ] && CHECK_ONLY=1
+MATRIX=0
+for a in "$@"; do
+	case $a in
+	--check) CHECK_ONLY=1 ;;
+	--matrix) MATRIX=1 ;;
+	*) echo "deps: unknown option $a" >&2; exit 2 ;;
+	esac
+done
 
 TOOLS_DIR=${NFT_TPROXY_TOOLS:-/usr/local/lib/nft-tproxy}
 CHECKPATCH_LINE=6.12
@@ -93,6 +102,9 @@ ensure_trixie_pin() {
 PKGS="qemu-system-x86 kmod nftables iproute2 socat iputils-ping sparse
 shellcheck libmnl-dev pkg-config gcc make bc flex bison libelf-dev xz-utils
 busybox-static procps psmisc python3 file valgrind"
+# make matrix: chroots of other Debian releases, a kernel built from source.
+MATRIX_PKGS="debootstrap libssl-dev cpio"
+[ "$MATRIX" -eq 0 ] || PKGS="$PKGS $MATRIX_PKGS"
 
 kernel_pkgs() {
 	local k61 k612

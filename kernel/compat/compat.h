@@ -27,6 +27,30 @@
 #error "nft-tproxy requires Linux 5.10.y or later (nft_parse_register_load)"
 #endif
 
+/* What the data plane cannot do without: say so, not an undefined symbol. */
+#if !IS_ENABLED(CONFIG_NF_TABLES)
+#error "nft-tproxy: this kernel has no nf_tables (CONFIG_NF_TABLES)"
+#endif
+#if !IS_ENABLED(CONFIG_NF_DEFRAG_IPV4)
+#error "nft-tproxy: tproxy needs IPv4 defragmentation (CONFIG_NF_DEFRAG_IPV4, selected by NF_CONNTRACK)"
+#endif
+#if IS_ENABLED(CONFIG_IPV6) && !IS_ENABLED(CONFIG_NF_DEFRAG_IPV6)
+#error "nft-tproxy: tproxy needs IPv6 defragmentation (CONFIG_NF_DEFRAG_IPV6, selected by NF_CONNTRACK)"
+#endif
+
+/*
+ * The uapi of kernels before 5.13 lacks the cgroupv2 key; the numbers are
+ * upstream's, so that a stock nft speaks to ours as to a newer kernel.
+ */
+#ifndef HAVE_NFT_SOCKET_CGROUPV2
+#define NFT_SOCKET_CGROUPV2	3
+#define NFTA_SOCKET_LEVEL	3
+#undef NFT_SOCKET_MAX
+#define NFT_SOCKET_MAX		NFT_SOCKET_CGROUPV2
+#undef NFTA_SOCKET_MAX
+#define NFTA_SOCKET_MAX		NFTA_SOCKET_LEVEL
+#endif
+
 /* Callback signatures of struct nft_expr_ops. */
 #ifdef HAVE_NFT_VALIDATE_DATA_ARG
 #define NFT_COMPAT_VALIDATE(fn)						\

@@ -125,10 +125,9 @@ probe NF_DEFRAG_DISABLE \
 void probe(struct net *net) { nf_defrag_ipv4_disable(net); }
 EOF
 
-probe CGROUP_ANCESTOR \
-"cgroup_ancestor() replaced cgrp->ancestor_ids[] in 6.1" <<'EOF'
-#include <linux/cgroup.h>
-struct cgroup *probe(struct cgroup *c) { return cgroup_ancestor(c, 1); }
+probe NFT_SOCKET_CGROUPV2 \
+"uapi NFT_SOCKET_CGROUPV2 and NFTA_SOCKET_LEVEL added in 5.13 (\"netfilter: nft_socket: add support for cgroupsv2\")" <<'EOF'
+int probe(void) { return NFT_SOCKET_CGROUPV2 + NFTA_SOCKET_LEVEL; }
 EOF
 
 probe NLA_BE_RANGE \
