@@ -123,9 +123,21 @@ if [ -z "$version" ] || [ "$version" = "(none)" ]; then
 fi
 stamp="linux-image-$kver $version"
 
+# ready: what the modules will be built with, and for which kernel.
+ready()
+{
+	local gccs
+
+	gccs=$(find "$root/usr/bin" -maxdepth 1 -regextype posix-extended \
+		-regex '.*/(x86_64-linux-gnu-)?gcc-[0-9]+' -printf '%f ')
+	# shellcheck disable=SC2016 # a dpkg-query format
+	log "ready: $stamp; in the chroot: ${gccs}glibc $(in_chroot "$root" dpkg-query -W -f='${Version}' libc6); the kernel was built with $(sed -n 's/^CONFIG_CC_VERSION_TEXT=//p' "$root/usr/src/linux-headers-$kver/.config")"
+}
+
 if [ -f "$dir/stamp" ] && [ "$(cat "$dir/stamp")" = "$stamp" ] &&
    [ -f "$dir/img/boot/vmlinuz-$kver" ] && [ -f "$root/usr/src/linux-headers-$kver/Makefile" ]; then
-	log "cached: $stamp"
+	log "cached"
+	ready
 	echo "$kver"
 	exit 0
 fi
@@ -166,6 +178,5 @@ depmod -b "$dir/img" "$kver"
 
 echo "$kver" >"$dir/kver"
 echo "$stamp" >"$dir/stamp"
-gccs=$(find "$root/usr/bin" -maxdepth 1 -regex '.*/gcc-[0-9]+' -printf '%f ')
-log "ready: $stamp; ${gccs}in the chroot; the kernel was built with $(sed -n 's/^CONFIG_CC_VERSION_TEXT=//p' "$root/usr/src/linux-headers-$kver/.config")"
+ready
 echo "$kver"

@@ -51,16 +51,20 @@ add()
 	kind[$1]=$2 kimg[$1]=$3 from[$1]=$4 intree[$1]=$5
 }
 
+# Each kernel's own compiler, at W=1, warnings as errors.
 build_modules()
 {
+	local w=(W=1 KCFLAGS=-Werror)
+
+	rm -f "build/$1/kernel/"*.o "build/$1/kernel/"*.ko
 	case ${kind[$1]} in
 	host)
-		make -s KVER="$1" modules ;;
+		make -s KVER="$1" "${w[@]}" modules ;;
 	chroot:*)
 		scripts/matrix-chroot.sh --run "$CACHE" "${kind[$1]#chroot:}" \
-			make -s -C "$top" KVER="$1" NFT_TPROXY_VERSION="$version" modules ;;
+			make -s -C "$top" KVER="$1" NFT_TPROXY_VERSION="$version" "${w[@]}" modules ;;
 	kdir:*)
-		make -s KDIR="${kind[$1]#kdir:}" modules ;;
+		make -s KDIR="${kind[$1]#kdir:}" "${w[@]}" modules ;;
 	esac
 }
 
@@ -167,7 +171,7 @@ printf '%-28s %-40s %-26s %s\n' kernel "from" build "tests passed/failed/skipped
 for k in "${order[@]}"; do
 	b=$(cat "build/run-$k.build" 2>/dev/null || echo "not run")
 	if [ "$b" = ok ]; then
-		b="ok, $(readelf -p .comment "build/$k/kernel/nft_tproxy.ko" 2>/dev/null |
+		b="W=1 clean, $(readelf -p .comment "build/$k/kernel/nft_tproxy.ko" 2>/dev/null |
 			 grep -oE 'GCC: \([^)]*\) [0-9.]+' | head -n 1 | sed 's/GCC: ([^)]*) /gcc /')"
 	fi
 	if [ -r "build/run-$k.counts" ]; then

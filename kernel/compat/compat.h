@@ -31,11 +31,12 @@
 #if !IS_ENABLED(CONFIG_NF_TABLES)
 #error "nft-tproxy: this kernel has no nf_tables (CONFIG_NF_TABLES)"
 #endif
+/* NF_CONNTRACK selects both. */
 #if !IS_ENABLED(CONFIG_NF_DEFRAG_IPV4)
-#error "nft-tproxy: tproxy needs IPv4 defragmentation (CONFIG_NF_DEFRAG_IPV4, selected by NF_CONNTRACK)"
+#error "nft-tproxy: tproxy needs IPv4 defragmentation (CONFIG_NF_DEFRAG_IPV4)"
 #endif
 #if IS_ENABLED(CONFIG_IPV6) && !IS_ENABLED(CONFIG_NF_DEFRAG_IPV6)
-#error "nft-tproxy: tproxy needs IPv6 defragmentation (CONFIG_NF_DEFRAG_IPV6, selected by NF_CONNTRACK)"
+#error "nft-tproxy: tproxy needs IPv6 defragmentation (CONFIG_NF_DEFRAG_IPV6)"
 #endif
 
 /*
