@@ -68,7 +68,7 @@ if [ -f "$dir/stamp" ] && [ "$(cat "$dir/stamp")" = "$stamp" ] &&
 	exit 0
 fi
 
-log "building from $pkg $version (a cold build takes 20 to 40 minutes on 2 cores)"
+log "building from $pkg $version (a cold build takes about 15 minutes on 2 cores)"
 rm -rf "$dir/linux" "$dir/img" "$dir/kver" "$dir/stamp" "$dir"/*.deb
 (cd "$dir" && apt-get download -q "$pkg=$version" >/dev/null)
 dpkg-deb --fsys-tarfile "$dir/${pkg}_"*.deb |

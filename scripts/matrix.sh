@@ -167,7 +167,7 @@ done
 
 echo
 echo "matrix: results ($((($(date +%s) - start) / 60)) min $((($(date +%s) - start) % 60)) s)"
-printf '%-28s %-40s %-26s %s\n' kernel "from" build "tests passed/failed/skipped"
+printf '%-22s %-52s %-24s %s\n' kernel "from" build "tests passed/failed/skipped"
 for k in "${order[@]}"; do
 	b=$(cat "build/run-$k.build" 2>/dev/null || echo "not run")
 	if [ "$b" = ok ]; then
@@ -179,7 +179,7 @@ for k in "${order[@]}"; do
 	else
 		p=0 f=1 s=0
 	fi
-	printf '%-28s %-40s %-26s %s/%s/%s\n' "$k" "${from[$k]}" "$b" "$p" "$f" "$s"
+	printf '%-22s %-52s %-24s %s/%s/%s\n' "$k" "${from[$k]}" "$b" "$p" "$f" "$s"
 	collect "$k" >/dev/null
 done
 for p in "${problems[@]}"; do

@@ -100,7 +100,7 @@ struct sock *probe(struct net *net, struct inet_hashinfo *h)
 EOF
 
 probe NETNS_TCP_HASHINFO \
-"per-netns TCP ehash since 6.1: net->ipv4.tcp_death_row.hashinfo (before: &tcp_hashinfo)" <<'EOF'
+"net->ipv4.tcp_death_row.hashinfo: an embedded struct pointing at tcp_hashinfo up to 5.18, the per-netns ehash since 6.1 (\"tcp: Introduce optional per-netns ehash\"); 5.19 and 6.0 hold a pointer there: &tcp_hashinfo" <<'EOF'
 #include <net/inet_hashtables.h>
 struct inet_hashinfo *probe(struct net *net)
 { return net->ipv4.tcp_death_row.hashinfo; }
@@ -131,7 +131,7 @@ int probe(void) { return NFT_SOCKET_CGROUPV2 + NFTA_SOCKET_LEVEL; }
 EOF
 
 probe NLA_BE_RANGE \
-"range validation of NLA_BE16/NLA_BE32 policy attributes since 6.1" <<'EOF'
+"range validation of NLA_BE16/NLA_BE32 policy attributes since 6.1, backported to 5.10.y (5.10.262 has it)" <<'EOF'
 static const struct nla_policy p[2] = { [1] = NLA_POLICY_MAX(NLA_BE32, 255) };
 const struct nla_policy *probe(void) { return p; }
 typedef char probe_be_is_uint[__NLA_IS_UINT_TYPE(NLA_BE32) ? 1 : -1];
