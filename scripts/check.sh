@@ -5,7 +5,8 @@
 # modules for each CI kernel and runs the selftests in a VM per kernel: once
 # the ABI tests against the kernel's own modules (mode intree), then the whole
 # suite against ours with the in-tree modules blocked (mode ours).  The ABI
-# results of both runs are compared line by line.
+# results of both runs are compared line by line.  The kernels run side by
+# side; the throughput test (SOLO_TESTS) runs last, one guest at a time.
 #
 # Last line: "N passed, N failed, N skipped" over every test of every run,
 # lint counting as one test.
@@ -53,6 +54,9 @@ for k in $kernels; do
 	run_kernel "$k" "" "$INTREE_TESTS" >"build/run-$k.out" 2>&1 &
 done
 wait
+for k in $kernels; do
+	run_solo "$k" "" >>"build/run-$k.out" 2>&1
+done
 for k in $kernels; do
 	cat "build/run-$k.out"
 	collect "$k"
