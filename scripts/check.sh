@@ -19,9 +19,6 @@ start=$(date +%s)
 pass=0 fail=0 skip=0
 # shellcheck source=scripts/runlib.sh
 source scripts/runlib.sh
-# In the run against the in-tree modules: the ABI tests, and the clash of
-# ours with an in-tree module already loaded.
-INTREE_TESTS="$ABI_TESTS nft_tproxy_precedence.sh"
 
 build_modules()
 {

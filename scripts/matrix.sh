@@ -111,7 +111,7 @@ notproxy_pid=$!
 
 for k in $(scripts/kernels.sh); do
 	add "$k" host "" "bookworm linux-image $(dpkg-query -W -f='${Version}' "linux-image-$k")" \
-	    "$ABI_TESTS nft_tproxy_precedence.sh"
+	    "$INTREE_TESTS"
 done
 
 for spec in "bullseye:$BULLSEYE" "sid:$SID"; do
@@ -177,11 +177,7 @@ for k in "${order[@]}"; do
 		b="W=1 clean, $(readelf -p .comment "build/$k/kernel/nft_tproxy.ko" 2>/dev/null |
 			 grep -oE 'GCC: \([^)]*\) [0-9.]+' | head -n 1 | sed 's/GCC: ([^)]*) /gcc /')"
 	fi
-	if [ -r "build/run-$k.counts" ]; then
-		read -r p f s <"build/run-$k.counts"
-	else
-		p=0 f=1 s=0
-	fi
+	read -r p f s <<<"$(kernel_counts "$k")"
 	printf '%-22s %-52s %-24s %s/%s/%s\n' "$k" "${from[$k]}" "$b" "$p" "$f" "$s"
 	collect "$k" >/dev/null
 done

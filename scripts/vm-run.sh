@@ -9,8 +9,8 @@
 #
 # KVER is a kernel release installed on this host (/boot/vmlinuz-KVER and
 # /lib/modules/KVER), or one unpacked elsewhere: --kimg DIR/boot/vmlinuz-KVER
-# with its modules in DIR/lib/modules/KVER (make matrix). The guest sees the host's root filesystem read-only,
-# with copy-on-write overlays on /etc, /lib, /usr, /var, /tmp, ... (virtme-ng's
+# with its modules in DIR/lib/modules/KVER (make matrix). The guest sees the
+# host's root filesystem read-only, with copy-on-write overlays on /etc, /lib, /usr, /var, /tmp, ... (virtme-ng's
 # defaults), and the result directory read-write.
 #
 # Mode ours (default): the in-tree tproxy/socket modules are blocked through
@@ -225,7 +225,6 @@ rm -f "$out/console.log" "$out/ktap.txt" "$out/dmesg.txt" "$out/rc" "$out/guest.
 			if [ -z "$d" ] || ! ln -sfn "$d" "/lib/modules/$kver" ||
 			   [ ! -e "/lib/modules/$kver" ]; then
 				echo "vm-run: no modules for $kver in the guest: /lib/modules/$kver -> $(readlink "/lib/modules/$kver"), $(ls -ld "$d" 2>&1)"
-				findmnt -n -o TARGET,FSTYPE,SOURCE --target "$d"
 				return 1
 			fi
 		fi

@@ -129,29 +129,24 @@ least()
 	fi
 }
 
-# proxied: one transfer through the proxy, into t_proxy and identical.
-proxied()
+# one PORT ROUND: a transfer through the proxy (81) or straight to the
+# server (82), into the best time of its path.
+one()
 {
-	local t s r
+	local t s r same=0
 
-	read -r t s r <<<"$(transfer 81)"
-	if [ -z "$s" ] || [ "$s" != "$r" ]; then
-		identical=0
+	read -r t s r <<<"$(transfer "$1")"
+	if [ -n "$s" ] && [ "$s" = "$r" ]; then
+		same=1
 	fi
-	s1=$s r1=$r
-	t_proxy=$(least "$t" "$t_proxy")
-}
-
-# direct ROUND: one transfer straight to the server, into t_direct.
-direct()
-{
-	local t s r
-
-	read -r t s r <<<"$(transfer 82)"
-	if [ -z "$s" ] || [ "$s" != "$r" ]; then
-		log_fail "the direct transfer $1 is byte-identical"
+	if [ "$1" = 81 ]; then
+		[ $same = 1 ] || identical=0
+		s1=$s r1=$r
+		t_proxy=$(least "$t" "$t_proxy")
+	else
+		[ $same = 1 ] || log_fail "the direct transfer $2 is byte-identical"
+		t_direct=$(least "$t" "$t_direct")
 	fi
-	t_direct=$(least "$t" "$t_direct")
 }
 
 # Alternate the two paths, and which goes first; the best of ROUNDS each:
@@ -159,11 +154,11 @@ direct()
 t_proxy="" t_direct="" identical=1 s1="" r1=""
 for ((i = 1; i <= ROUNDS; i++)); do
 	if ((i % 2)); then
-		proxied
-		direct "$i"
+		one 81 "$i"
+		one 82 "$i"
 	else
-		direct "$i"
-		proxied
+		one 82 "$i"
+		one 81 "$i"
 	fi
 done
 if [ $identical = 1 ]; then
