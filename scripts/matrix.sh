@@ -160,9 +160,6 @@ for k in "${order[@]}"; do
 	fi
 done
 wait
-for k in "${order[@]}"; do
-	run_solo "$k" "${kimg[$k]}" >>"build/run-$k.out" 2>&1
-done
 
 for k in "${order[@]}"; do
 	cat "build/run-$k.out"

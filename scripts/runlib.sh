@@ -10,11 +10,10 @@ ABI_TESTS="nft_tproxy_abi.sh nft_socket_abi.sh"
 # Against a kernel's own modules: the ABI tests, and the clash of ours with
 # an in-tree module already loaded.
 INTREE_TESTS="$ABI_TESTS nft_tproxy_precedence.sh"
-# The throughput ratio runs alone, after the side-by-side runs, with 2
-# vCPUs, so that the other guest's load is not part of it.  Under emulation
-# the transfer is CPU-bound and the ratio still varies (0.70 to 0.96 seen
-# alone, 0.78 to 1.04 beside another guest).
-SOLO_TESTS="nft_relay_load.sh"
+# The throughput ratio runs in a guest of its own under instruction counting
+# (vm-run.sh --icount), one vCPU, where the guest's clock counts the guest's
+# work: without it the ratio followed the host's load (0.70 to 1.04 seen).
+ICOUNT_TESTS="nft_relay_throughput.sh"
 
 # run_counts LOG: "passed failed skipped" from a vm-run log; a log without
 # its result line counts as one failure.
@@ -63,13 +62,14 @@ modules_selfcontained()
 
 # run_kernel KVER KIMG INTREE_TESTS: build and inspect our modules, run
 # INTREE_TESTS against the kernel's own modules (none: no such run), then the
-# suite but SOLO_TESTS against ours; if both runs had the ABI tests, compare
-# their results.  KIMG is the kernel image ("" for /boot/vmlinuz-KVER).  Prints
+# suite but ICOUNT_TESTS against ours, then ICOUNT_TESTS against ours under
+# instruction counting; if both first runs had the ABI tests, compare their
+# results.  KIMG is the kernel image ("" for /boot/vmlinuz-KVER).  Prints
 # its log; leaves "passed failed skipped" in build/run-KVER.counts and the
 # build's outcome in build/run-KVER.build.
 run_kernel()
 {
-	local k=$1 kimg=$2 intree_tests=$3 mode tests ours_tests log
+	local k=$1 kimg=$2 intree_tests=$3 mode tests ours_tests log opts
 	local pass=0 fail=0 skip=0 p f s
 
 	rm -f "build/run-$k.counts" "build/run-$k.build"
@@ -85,17 +85,25 @@ run_kernel()
 		return
 	fi
 
-	ours_tests=$(selftests/run.sh --list | grep -vxF -f <(tr ' ' '\n' <<<"$SOLO_TESTS"))
-	for mode in intree ours; do
-		tests=$ours_tests
-		if [ "$mode" = intree ]; then
+	ours_tests=$(selftests/run.sh --list | grep -vxF -f <(tr ' ' '\n' <<<"$ICOUNT_TESTS"))
+	# Modes: intree (the kernel's own modules), ours, icount (ours, counting
+	# instructions).
+	for mode in intree ours icount; do
+		opts=(--mode "$mode" ${kimg:+--kimg "$kimg"})
+		case $mode in
+		intree)
 			[ -n "$intree_tests" ] || continue
-			tests=$intree_tests
-		fi
+			tests=$intree_tests ;;
+		ours)
+			tests=$ours_tests ;;
+		icount)
+			tests=$ICOUNT_TESTS
+			opts=(--mode ours --icount --cpus 1 --out "build/vm/$k-icount" ${kimg:+--kimg "$kimg"}) ;;
+		esac
 		log=build/run-$k-$mode.log
-		echo "run: $k, $mode modules"
+		echo "run: $k, $mode"
 		# shellcheck disable=SC2086 # a list of test names
-		scripts/vm-run.sh --mode "$mode" ${kimg:+--kimg "$kimg"} "$k" $tests >"$log" 2>&1
+		scripts/vm-run.sh "${opts[@]}" "$k" $tests >"$log" 2>&1
 		grep -vE '^# (tproxy|server|plain) (tcp|udp) ' "$log"
 		read -r p f s <<<"$(run_counts "$log")"
 		pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + s))
@@ -115,23 +123,6 @@ run_kernel()
 		;;
 	esac
 	echo "$pass $fail $skip" >"build/run-$k.counts"
-}
-
-# run_solo KVER KIMG: SOLO_TESTS against ours, with the host to itself;
-# adds to build/run-KVER.counts.
-run_solo()
-{
-	local k=$1 kimg=$2 log=build/run-$1-solo.log p f s p0 f0 s0
-
-	[ "$(cat "build/run-$k.build" 2>/dev/null)" = ok ] || return 0
-	echo "run: $k, ours, alone with 2 vCPUs: $SOLO_TESTS"
-	# shellcheck disable=SC2086 # a list of test names
-	VM_RUN_CPUS=2 scripts/vm-run.sh --mode ours --out "build/vm/$k-solo" \
-		${kimg:+--kimg "$kimg"} "$k" $SOLO_TESTS >"$log" 2>&1
-	grep -E '^# (PASS|FAIL|SKIP)|^vm-run: .*(passed|FAIL)' "$log"
-	read -r p f s <<<"$(run_counts "$log")"
-	read -r p0 f0 s0 <"build/run-$k.counts" || { p0=0 f0=1 s0=0; }
-	echo "$((p0 + p)) $((f0 + f)) $((s0 + s))" >"build/run-$k.counts"
 }
 
 # kernel_counts KVER: "passed failed skipped" of a kernel; a run that did

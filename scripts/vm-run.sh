@@ -4,7 +4,7 @@
 # Boot an installed kernel with virtme-ng and run the selftests inside it.
 #
 #   scripts/vm-run.sh [--mode ours|intree] [--timeout SEC] [--cpus N]
-#                     [--memory M] [--out DIR] [--exec "CMD"]
+#                     [--icount] [--memory M] [--out DIR] [--exec "CMD"]
 #                     [--kimg IMAGE] KVER [TEST ...]
 #
 # KVER is a kernel release installed on this host (/boot/vmlinuz-KVER and
@@ -26,6 +26,11 @@
 # code, written last). The run fails on a failed test, a timeout, a guest that
 # died or did not finish, and on BUG:/WARNING:/Oops/Call Trace/refcount_t in
 # the kernel log. Last line: "vm-run: KVER MODE: N passed, N failed, N skipped".
+#
+# --icount (emulation only; ignored, and said so, under KVM): QEMU counts
+# instructions (-icount shift=0,sleep=off), so the guest's clock measures the
+# guest's own CPU work rather than the host's load: a ratio of two timings in
+# one boot no longer depends on what else the host runs.
 #
 # Environment: VM_RUN_KVM=auto|0|1 (default auto: KVM only if the CPU exposes
 # vmx/svm and /dev/kvm is usable), VM_RUN_CPUS (default 2), VNG_OPTS (extra
@@ -59,6 +64,7 @@ memory=1G
 out=""
 exec_cmd=""
 kimg=""
+icount=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--mode) mode=${2:-}; shift 2 || usage ;;
@@ -67,6 +73,7 @@ while [ $# -gt 0 ]; do
 	--timeout=*) timeout_s=${1#*=}; shift ;;
 	--cpus) cpus=${2:-}; shift 2 || usage ;;
 	--cpus=*) cpus=${1#*=}; shift ;;
+	--icount) icount=1; shift ;;
 	--memory) memory=${2:-}; shift 2 || usage ;;
 	--memory=*) memory=${1#*=}; shift ;;
 	--out) out=${2:-}; shift 2 || usage ;;
@@ -324,12 +331,19 @@ cmd=(vng --run "$kimg" --user root --name nft-tproxy-vm
      --cpus "$cpus" --memory "$memory" --force-9p --verbose
      "--rwdir=$out=$out" "--overlay-rwdir=$root/selftests")
 [ "$kvm" = 1 ] || cmd+=(--disable-kvm)
+if [ "$icount" = 1 ]; then
+	if [ "$kvm" = 1 ]; then
+		echo "vm-run: --icount ignored: KVM runs the guest on the real clock"
+	else
+		cmd+=(--qemu-opts "-icount shift=0,sleep=off")
+	fi
+fi
 # VNG_OPTS is a list of options: word splitting is wanted.
 # shellcheck disable=SC2206
 [ -z "${VNG_OPTS:-}" ] || cmd+=($VNG_OPTS)
 cmd+=(--exec "bash $out/guest.sh")
 
-echo "vm-run: $kver $mode: booting (timeout ${timeout_s}s, kvm=$kvm), log in $out/console.log"
+echo "vm-run: $kver $mode: booting (timeout ${timeout_s}s, kvm=$kvm, icount=$icount), log in $out/console.log"
 {
 	printf 'vm-run: host: '
 	printf '%q ' timeout --kill-after=10 "$timeout_s" "${cmd[@]}"

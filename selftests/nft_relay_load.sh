@@ -2,25 +2,20 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Claim: the reference proxy, fully transparent (-t -T) on the gateway,
-# holds 1000 connections open at once and answers all of them, carries
-# 100 MiB byte-identical (sha256 at both ends) at no less than 0.8 of the
-# throughput of a direct transfer between the same namespaces, measured in
-# the same run, and leaves no descriptor behind (its fd count returns to the
-# idle value).  Under valgrind the same 1000 connections show no invalid
-# access and no leak.
+# holds 1000 connections open at once and answers all of them, and leaves no
+# descriptor behind (its fd count returns to the idle value).  Under valgrind
+# the same 1000 connections show no invalid access and no leak.  (Its
+# throughput: nft_relay_throughput.sh.)
 #
-#   Y (client) ---- X (tproxy-relay -t -T :8080) ---- Z (servers :80, :81, :82)
-#   Y -> Z:80 and Z:81 are diverted to the proxy; Y -> Z:82 is not.
+#   Y (client) ---- X (tproxy-relay -t -T :8080, under valgrind :8081) ---- Z (:80, :83)
+#   Y -> Z:80 is diverted to :8080, Y -> Z:83 to :8081.
 
 source "$(dirname "$(readlink -f "$0")")/lib.sh"
 
 RELAY=${NFT_TPROXY_RELAY:-$SELFTEST_DIR/../proxy/tproxy-relay}
 CONNS=${CONNS:-1000}
-MIB=${MIB:-100}
-ROUNDS=${ROUNDS:-5}
 
 checktool "nft --version" "run nft"
-checktool "socat -V" "run socat"
 checktool "python3 -V" "run python3"
 [ -x "$RELAY" ] || { echo "SKIP: $RELAY is not built"; exit "$ksft_skip"; }
 ulimit -n "$(ulimit -Hn)"
@@ -32,7 +27,7 @@ table inet relay {
 	chain divert {
 		type filter hook prerouting priority mangle; policy accept;
 		meta l4proto tcp socket transparent 1 meta mark set 1 accept
-		tcp dport { 80, 81 } tproxy ip to :8080 meta mark set 1 accept
+		tcp dport 80 tproxy ip to :8080 meta mark set 1 accept
 		tcp dport 83 tproxy ip to :8081 meta mark set 1 accept
 	}
 }
@@ -98,86 +93,6 @@ if command -v valgrind >/dev/null; then
 	rm -f "$vg_log"
 else
 	log_skip "valgrind is not installed"
-fi
-
-# transfer PORT: MIB MiB from Y to Z:PORT; prints "seconds sent-sha256 received-sha256".
-transfer()
-{
-	local port=$1 t0 t1 sent recv
-
-	ip netns exec "$server" socat -u "TCP4-LISTEN:$port,reuseaddr" - |
-		sha256sum >"$server.$port.sum" &
-	busywait "$BUSYWAIT_TIMEOUT" listener_ready "$server" "$port" tcp
-	t0=$EPOCHREALTIME
-	head -c "${MIB}M" /dev/zero | tr '\0' 'x' | tee >(sha256sum >"$client.$port.sum") |
-		ip netns exec "$client" socat -u - "TCP4:$SERVER_IP4:$port"
-	wait
-	t1=$EPOCHREALTIME
-	sent=$(cut -d' ' -f1 "$client.$port.sum")
-	recv=$(cut -d' ' -f1 "$server.$port.sum")
-	rm -f "$client.$port.sum" "$server.$port.sum"
-	echo "$(echo "$t1 - $t0" | bc -l) $sent $recv"
-}
-
-# least A [B]: the smaller of two durations (B may be empty).
-least()
-{
-	if [ -z "$2" ] || [ "$(echo "$1 < $2" | bc -l)" = 1 ]; then
-		echo "$1"
-	else
-		echo "$2"
-	fi
-}
-
-# one PORT ROUND: a transfer through the proxy (81) or straight to the
-# server (82), into the best time of its path.
-one()
-{
-	local t s r same=0
-
-	read -r t s r <<<"$(transfer "$1")"
-	if [ -n "$s" ] && [ "$s" = "$r" ]; then
-		same=1
-	fi
-	if [ "$1" = 81 ]; then
-		[ $same = 1 ] || identical=0
-		s1=$s r1=$r
-		t_proxy=$(least "$t" "$t_proxy")
-	else
-		[ $same = 1 ] || log_fail "the direct transfer $2 is byte-identical"
-		t_direct=$(least "$t" "$t_direct")
-	fi
-}
-
-# Alternate the two paths, and which goes first; the best of ROUNDS each:
-# noise (another guest on the same cores) only slows a transfer down.
-t_proxy="" t_direct="" identical=1 s1="" r1=""
-for ((i = 1; i <= ROUNDS; i++)); do
-	if ((i % 2)); then
-		one 81 "$i"
-		one 82 "$i"
-	else
-		one 82 "$i"
-		one 81 "$i"
-	fi
-done
-if [ $identical = 1 ]; then
-	log_pass "$ROUNDS times $MIB MiB through the proxy arrive byte-identical (sha256 ${s1:0:16}...)"
-else
-	log_fail "$MIB MiB through the proxy arrive byte-identical: sent ${s1:-?}, received ${r1:-?}"
-fi
-ratio=$(echo "scale=3; $t_direct / $t_proxy" | bc -l)
-what="throughput through the proxy is at least 0.8 of a direct transfer: $ratio (best of $ROUNDS: $MIB MiB in ${t_proxy} s vs ${t_direct} s, same run)"
-if [ "$(echo "$ratio >= 0.8" | bc -l)" = 1 ]; then
-	log_pass "$what"
-else
-	log_fail "$what"
-fi
-
-if busywait "$BUSYWAIT_TIMEOUT" fds_idle; then
-	log_pass "no descriptor left after the transfer"
-else
-	log_fail "no descriptor left after the transfer: $(fds), idle $idle"
 fi
 
 exit "$ret"
