@@ -81,19 +81,28 @@ echo_stop()
 	wait "$echo_pid" 2>/dev/null
 }
 
-# talk NS PROTO ADDR: two lines, the second one after the first reply, over
-# one connection (for UDP from one socket); prints what came back.
+# talk NS PROTO ADDR: two lines over one connection (for UDP from one
+# socket), the second one only once the first was answered (or after 5 s);
+# prints what came back.  Waiting matters for UDP: tproxy_echo answers from
+# a short-lived transparent socket bound to the original destination, and a
+# datagram that arrives while that socket exists belongs to it.
 talk()
 {
-	local ns=$1 proto=$2 addr=$3 family=4 udp_opt=""
+	local ns=$1 proto=$2 addr=$3 family=4 udp_opt="" line wfd
 
 	case $addr in
 	*:*) family=6; addr="[$addr]" ;;
 	esac
 	[ "$proto" = udp ] && udp_opt=",sourceport=40000,reuseaddr"
-	{ echo one; sleep 0.5; echo two; sleep 0.5; } |
-		ip netns exec "$ns" timeout 10 socat -t 2 - \
-			"${proto^^}$family:$addr:$SERVICE_PORT$udp_opt" 2>/dev/null
+	coproc TALK { ip netns exec "$ns" timeout 10 socat -t 2 - \
+		"${proto^^}$family:$addr:$SERVICE_PORT$udp_opt" 2>/dev/null; }
+	echo one >&"${TALK[1]}"
+	read -r -t 5 line <&"${TALK[0]}" && echo "$line" && sleep 0.2
+	wfd=${TALK[1]}
+	echo two >&"$wfd"
+	exec {wfd}>&-
+	cat <&"${TALK[0]}"
+	wait "$TALK_PID" 2>/dev/null
 }
 
 # expect WHAT OUTPUT TAG PEER ORIG: both lines were answered by TAG, which saw
