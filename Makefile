@@ -9,6 +9,7 @@
 #   make vm-test KVER=<release> [TESTS="a.sh b.sh"] [MODE=ours|intree]
 #   make demo                             the transparent proxy in a VM
 #   make lint                             checkpatch --strict, sparse, W=1, shellcheck
+#   make docs                             Documentation/ as HTML in build/docs
 #   make matrix                           the suite on 5.10, 6.1, 6.12, 7.2 and a
 #                                         kernel without any tproxy support
 #   make help
@@ -74,8 +75,8 @@ install: modules
 	done
 
 uninstall:
-	rm -f $(addprefix $(DESTDIR)/lib/modules/$(KVER)/$(INSTALL_MOD_DIR)/,$(addsuffix .ko,$(MODULES))) \
-	      $(addprefix $(DESTDIR)/lib/modules/$(KVER)/$(INSTALL_MOD_DIR)/,$(addsuffix .ko.xz,$(MODULES)))
+	rm -f $(foreach m,$(MODULES),$(foreach z,.ko .ko.xz .ko.zst .ko.gz, \
+	      $(DESTDIR)/lib/modules/$(KVER)/$(INSTALL_MOD_DIR)/$(m)$(z)))
 	$(DEPMOD) -b "$(or $(DESTDIR),/)" -a $(KVER)
 
 deps:
@@ -93,6 +94,13 @@ vm-test:
 matrix:
 	@$(TOP)/scripts/matrix.sh
 
+# Sphinx from Debian (make deps); any warning fails the build.
+docs:
+	@command -v sphinx-build >/dev/null || \
+		{ echo "docs: sphinx-build not found: make deps"; exit 1; }
+	sphinx-build -W --keep-going -q -b html $(TOP)/Documentation $(TOP)/build/docs
+	@echo "docs: $(TOP)/build/docs/index.html"
+
 version:
 	@echo $(NFT_TPROXY_VERSION)
 
@@ -104,7 +112,7 @@ clean:
 	$(MAKE) -C $(TOP)/selftests clean
 
 help:
-	@sed -n '3,15p' $(TOP)/Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,16p' $(TOP)/Makefile | sed 's/^# \{0,1\}//'
 
 .PHONY: all kdir-check links modules modules-check install uninstall deps \
-	lint check vm-test matrix version demo clean help
+	lint check vm-test matrix docs version demo clean help
