@@ -10,7 +10,7 @@
 # counting (ICOUNT_TESTS).
 #
 # Last line: "N passed, N failed, N skipped" over every test of every run,
-# lint counting as one test.
+# lint and the documentation build counting as one test each.
 
 set -u
 
@@ -34,6 +34,13 @@ echo "check: kernels: ${kernels//$'\n'/ }"
 
 echo "check: make lint"
 if scripts/lint.sh; then
+	pass=$((pass + 1))
+else
+	fail=$((fail + 1))
+fi
+
+echo "check: make docs (Sphinx, warnings are errors)"
+if make -s docs; then
 	pass=$((pass + 1))
 else
 	fail=$((fail + 1))

@@ -308,6 +308,58 @@ check_fail-closed()
 	stop_all
 }
 
+# open_then_proxy: a client connection to the server made while no proxy
+# then the proxy started, then a second line on that connection; leaves
+# the two answers in $answer1 and $answer2, both in $answers.
+open_then_proxy()
+{
+	local rfd wfd
+
+	# socat may be gone when a line is written: no SIGPIPE for the test.
+	trap '' PIPE
+	coproc OPEN { ip netns exec "$client" timeout 30 socat -t 2 - \
+		"TCP4:$SERVER_IP4:$SERVICE_PORT" 2>/dev/null; }
+	rfd=${OPEN[0]} wfd=${OPEN[1]}
+	echo one >&"$wfd"
+	answer1="" answer2=""
+	read -r -t 5 answer1 <&"$rfd"
+	echo_on "$gw" tproxy tcp 8080
+	{ echo two >&"$wfd"; } 2>/dev/null
+	read -r -t 5 answer2 <&"$rfd"
+	answers="$answer1 | $answer2"
+	exec {wfd}>&-
+	wait "$OPEN_PID" 2>/dev/null
+	trap - PIPE
+}
+
+check_offload()
+{
+	local out
+
+	echo_on "$server" server tcp 80 -n
+	open_then_proxy
+	out=$answers
+	if [[ $answer1 == "server "*"line=one" && $answer2 == "server "*"line=two" ]]; then
+		log_pass "$scen: a connection offloaded before the proxy started still reaches the server"
+	else
+		log_fail "$scen: a connection offloaded before the proxy started still reaches the server: '$out'"
+	fi
+	diverted tcp 4
+	stop_all
+	# The same without the flowtable: the proxy's listener takes the
+	# second line, which belongs to no connection of its own.
+	echo_on "$server" server tcp 80 -n
+	ip netns exec "$gw" nft delete table inet fastpath
+	open_then_proxy
+	out=$answers
+	if [[ $answer1 == "server "*"line=one" && -z $answer2 ]]; then
+		log_pass "$scen: without the flowtable, the same connection loses its second line to the proxy"
+	else
+		log_fail "$scen: without the flowtable, the same connection loses its second line to the proxy: '$out'"
+	fi
+	stop_all
+}
+
 # says TEXT: the scenario's last block printed TEXT.
 says()
 {
