@@ -101,7 +101,7 @@ ensure_trixie_pin() {
 # --- packages -------------------------------------------------------------
 PKGS="qemu-system-x86 kmod nftables iproute2 socat iputils-ping sparse
 shellcheck libmnl-dev pkg-config gcc make bc flex bison libelf-dev xz-utils
-busybox-static procps psmisc python3 file valgrind python3-sphinx"
+busybox-static procps psmisc python3 file valgrind python3-sphinx iptables"
 # make matrix: chroots of other Debian releases, a kernel built from source.
 MATRIX_PKGS="debootstrap libssl-dev cpio"
 [ "$MATRIX" -eq 0 ] || PKGS="$PKGS $MATRIX_PKGS"

@@ -22,6 +22,7 @@ PROBE=$SELFTEST_DIR/doc_probe.py
 checktool "nft --version" "run nft"
 checktool "socat -V" "run socat"
 checktool "python3 -V" "run python3"
+checktool "iptables --version" "run iptables"
 [ -d "$DOCS" ] || { echo "SKIP: no documentation at $DOCS"; exit "$ksft_skip"; }
 [ -x "$ECHO" ] || { echo "SKIP: $ECHO is not built"; exit "$ksft_skip"; }
 [ -x "$RELAY" ] || { echo "SKIP: $RELAY is not built"; exit "$ksft_skip"; }
@@ -372,6 +373,7 @@ says()
 
 check_table-name() { says 'Error: syntax error, unexpected tproxy, expecting string'; }
 check_hooks() { says 'Error: Could not process rule: Operation not supported'; }
+check_iptables-tproxy() { says 'Warning: Extension TPROXY revision 0 not supported, missing kernel module?'; }
 
 ##############################################################################
 # Run
