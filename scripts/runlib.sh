@@ -89,7 +89,7 @@ run_kernel()
 	# Modes: intree (the kernel's own modules), ours, icount (ours, counting
 	# instructions).
 	for mode in intree ours icount; do
-		opts=(--mode "$mode" ${kimg:+--kimg "$kimg"})
+		opts=(${kimg:+--kimg "$kimg"} --mode "$mode")
 		case $mode in
 		intree)
 			[ -n "$intree_tests" ] || continue
@@ -98,7 +98,8 @@ run_kernel()
 			tests=$ours_tests ;;
 		icount)
 			tests=$ICOUNT_TESTS
-			opts=(--mode ours --icount --cpus 1 --out "build/vm/$k-icount" ${kimg:+--kimg "$kimg"}) ;;
+			opts=(${kimg:+--kimg "$kimg"} --mode ours --icount --cpus 1
+			      --out "build/vm/$k-icount") ;;
 		esac
 		log=build/run-$k-$mode.log
 		echo "run: $k, $mode"

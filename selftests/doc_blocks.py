@@ -10,8 +10,8 @@ comment:
 
        commands
 
-NS is where the commands run: gw, client, server (the selftest topology) or
-host (the machine itself).  "fails" says the text shows an error: the block
+NS is where the commands run: gw, client or server, the namespaces of the
+selftest topology.  "fails" says the text shows an error: the block
 must exit non-zero.  A block may belong to several scenarios; each scenario
 runs its blocks, in the order of the documents given, in a fresh topology.
 
@@ -27,7 +27,7 @@ import sys
 
 MARKER = re.compile(r'^\.\. test: (.*)$')
 NAME = re.compile(r'^[a-z][a-z0-9-]*$')
-PLACES = ('gw', 'client', 'server', 'host')
+PLACES = ('gw', 'client', 'server')
 
 
 def fail(where, msg):

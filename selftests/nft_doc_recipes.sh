@@ -54,18 +54,13 @@ stop_all()
 	pids=()
 }
 
-# echo_on NS TAG PROTO PORT [options]: a tproxy_echo endpoint, logging to
-# $work/TAG.PROTO.log.
+# echo_on NS TAG PROTO PORT [options]: tproxy_traffic.sh's endpoint, logging
+# to $work/TAG.PROTO.log, stopped after the check.
 echo_on()
 {
-	local ns=$1 tag=$2 proto=$3 port=$4 udp=""
-	shift 4
-
-	[ "$proto" = udp ] && udp=-u
-	: >"$work/$tag.$proto.log"
-	spawn "$ns" "$ECHO" -6 ${udp:+"$udp"} -t "$tag" -p "$port" -o "$work/$tag.$proto.log" "$@"
-	busywait "$BUSYWAIT_TIMEOUT" listener_ready "$ns" "$port" "$proto" ||
-		log_fail "$scen: $tag endpoint listens on $proto port $port"
+	: >"$work/$2.$3.log"
+	echo_start "$@" -o "$work/$2.$3.log"
+	pids+=("$echo_pid")
 }
 
 # diverted PROTO FAMILY [FROM-NS]: the proxy endpoint (tag tproxy) answers
@@ -385,13 +380,9 @@ run_block()
 	local n=$1 ns
 	local -A place=([gw]=$gw [client]=$client [server]=$server)
 
-	ns=${where[$n]}
+	ns=${place[${where[$n]}]}
 	last_out=$work/$n.out
-	if [ "$ns" = host ]; then
-		bash -e -o pipefail "$work/blocks/$n.sh" >"$last_out" 2>&1
-	else
-		ip netns exec "${place[$ns]}" bash -e -o pipefail "$work/blocks/$n.sh" >"$last_out" 2>&1
-	fi
+	ip netns exec "$ns" bash -e -o pipefail "$work/blocks/$n.sh" >"$last_out" 2>&1
 }
 
 declare -A where expect_of origin

@@ -8,12 +8,14 @@
 #   run.sh --list         print the tests that would run, one per line
 #
 # Each test runs from this directory under "timeout --foreground <timeout>",
-# <timeout> coming from ./settings (timeout=NNN). Exit codes: 0 pass, 4 skip,
+# <timeout> coming from ./settings (timeout=NNN), or from
+# kselftest_override_timeout as in the kernel's runner. Exit codes: 0 pass, 4 skip,
 # 124 timeout, anything else fail. The last line is
 # "N passed, N failed, N skipped"; the exit status is 0 unless a test failed.
 #
 # Environment:
 #   KTAP_OUT=FILE           also write the KTAP (and the last line) to FILE
+#   kselftest_override_timeout=SEC  every test's limit, instead of settings
 #   NFT_TPROXY_SKIP_BUILD=1 do not run "make -C selftests" first (the helpers
 #                           were built already, e.g. on the host of a VM)
 
@@ -85,9 +87,11 @@ emit_prefixed()
 out=$(mktemp) || exit 1
 trap 'rm -f "$out"' EXIT
 
-kselftest_timeout=$(settings_timeout)
+kselftest_timeout=${kselftest_override_timeout:-$(settings_timeout)}
 
 emit "TAP version 13"
+[ -z "${kselftest_override_timeout:-}" ] ||
+	emit "# overriding timeout to $kselftest_timeout"
 
 # Build the C helpers when the Makefile has something to build.
 if [ "${NFT_TPROXY_SKIP_BUILD:-0}" != 1 ] && [ -r "$dir/Makefile" ] &&
