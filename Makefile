@@ -29,7 +29,8 @@ GIT_VERSION := $(shell GIT_CEILING_DIRECTORIES="$(TOP)/.." \
 NFT_TPROXY_VERSION := $(VERSION)$(if $(GIT_VERSION),+g$(GIT_VERSION))
 
 BUILD := $(TOP)/build/$(KVER)/kernel
-SOURCES := $(wildcard $(TOP)/kernel/*.c $(TOP)/kernel/*.h) $(TOP)/kernel/Kbuild
+SOURCES := $(wildcard $(TOP)/kernel/*.c $(TOP)/kernel/*.h) $(TOP)/kernel/Kbuild \
+	   $(TOP)/kernel/include
 INSTALL_MOD_DIR ?= updates
 DEPMOD ?= depmod
 MODULES := nft_tproxy nft_socket
@@ -52,6 +53,7 @@ $(BUILD)/compat_autoconf.h: $(TOP)/kernel/compat/gen-compat.sh | kdir-check
 links: | kdir-check
 	@mkdir -p $(BUILD)
 	@for f in $(SOURCES) $(TOP)/kernel/compat; do ln -sfn "$$f" $(BUILD)/; done
+	@find $(BUILD) -maxdepth 1 -xtype l -delete
 
 modules: links $(BUILD)/compat_autoconf.h
 	$(MAKE) $(KBUILD_ARGS) modules

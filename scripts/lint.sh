@@ -26,7 +26,8 @@ if [ ! -x "$checkpatch" ]; then
 	fail "no checkpatch.pl at $checkpatch (make deps)"
 else
 	step "checkpatch --strict"
-	"$checkpatch" --strict --no-tree -q --terse -f kernel/*.c kernel/*.h ||
+	"$checkpatch" --strict --no-tree -q --terse -f kernel/*.c kernel/*.h \
+		kernel/include/uapi/linux/netfilter/*.h ||
 		fail "checkpatch"
 	# Userspace programs: kernel style, with the C library's types and idioms
 	# (volatile sig_atomic_t is what a signal handler may write).

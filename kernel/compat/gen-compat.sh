@@ -137,6 +137,15 @@ const struct nla_policy *probe(void) { return p; }
 typedef char probe_be_is_uint[__NLA_IS_UINT_TYPE(NLA_BE32) ? 1 : -1];
 EOF
 
+probe IP_ROUTE_INPUT_DSCP \
+"ip_route_input_noref() takes a dscp_t and returns a drop reason since 6.13 (\"ipv4: Convert ip_route_input_noref() to dscp_t\", \"net: ip: make ip_route_input_noref() return drop reasons\")" <<'EOF'
+#include <net/route.h>
+typedef char probe_reason[__builtin_types_compatible_p(
+	__typeof__(ip_route_input_noref(NULL, 0, 0, 0, NULL)),
+	enum skb_drop_reason) ? 1 : -1];
+dscp_t probe(u8 tos) { return inet_dsfield_to_dscp(tos); }
+EOF
+
 {
 	echo '# SPDX-License-Identifier: GPL-2.0'
 	echo "obj-m := $(for n in $names; do printf '%s.o ' "$n"; done)"

@@ -22,6 +22,7 @@
 #endif
 
 #include "nft_oot.h"
+#include "nft_tproxy.h"
 
 struct nft_tproxy {
 	u8	sreg_addr;
@@ -29,24 +30,8 @@ struct nft_tproxy {
 	u8	family;
 };
 
-enum nft_tproxy_lookup {
-	NFT_TPROXY_LOOKUP_LISTENER,
-	NFT_TPROXY_LOOKUP_ESTABLISHED,
-};
-
-/* The transport header of a packet, read once. */
-struct nft_tproxy_l4 {
-	union {
-		struct tcphdr	tcp;
-		struct udphdr	udp;
-	} buf;
-	const struct udphdr	*ports;	/* TCP has its ports where UDP does */
-	const struct tcphdr	*th;	/* TCP only */
-	int			doff;	/* end of the transport header */
-};
-
-static bool nft_tproxy_read_l4(const struct nft_pktinfo *pkt,
-			       struct nft_tproxy_l4 *l4)
+bool nft_tproxy_read_l4(const struct nft_pktinfo *pkt,
+			struct nft_tproxy_l4 *l4)
 {
 	int thoff = nft_thoff(pkt);
 
@@ -101,30 +86,37 @@ static void nft_tproxy_twsk_deschedule_put(struct inet_timewait_sock *tw)
 	local_bh_enable();
 }
 
-/* Consumes @sk's reference when the socket is not transparent. */
-static bool nft_tproxy_sk_transparent(struct sock *sk)
+/*
+ * Consumes @sk's reference when the socket is not transparent, and counts
+ * the outcome: a miss when not transparent, else the kind of hit (@hit).
+ */
+static bool nft_tproxy_sk_transparent(struct net *net, struct sock *sk,
+				      enum nft_tproxy_stat hit)
 {
-	if (inet_sk_transparent(sk))
+	if (inet_sk_transparent(sk)) {
+		nft_tproxy_stat_inc(net, hit);
 		return true;
+	}
 
+	nft_tproxy_stat_inc(net, NFT_TPROXY_STAT_NOT_TRANSPARENT);
 	sock_gen_put(sk);
 	return false;
 }
 
 /* Consumes @sk's reference: the skb keeps it until it is freed. */
-static void nft_tproxy_assign_sock(struct sk_buff *skb, struct sock *sk)
+void nft_tproxy_assign_sock(struct sk_buff *skb, struct sock *sk)
 {
 	skb_orphan(skb);
 	skb->sk = sk;
 	skb->destructor = sock_edemux;
 }
 
-static struct sock *
-nft_tproxy_get_sock_v4(struct net *net, struct sk_buff *skb,
-		       const struct nft_tproxy_l4 *l4,
-		       __be32 saddr, __be32 daddr, __be16 sport, __be16 dport,
-		       const struct net_device *in,
-		       enum nft_tproxy_lookup type)
+struct sock *nft_tproxy_get_sock_v4(struct net *net, struct sk_buff *skb,
+				    const struct nft_tproxy_l4 *l4,
+				    __be32 saddr, __be32 daddr,
+				    __be16 sport, __be16 dport,
+				    const struct net_device *in,
+				    enum nft_tproxy_lookup type)
 {
 	struct sock *sk;
 
@@ -201,6 +193,7 @@ static void nft_tproxy_eval_v4(const struct nft_expr *expr,
 	const struct net_device *in = nft_in(pkt);
 	struct sk_buff *skb = pkt->skb;
 	const struct iphdr *iph = ip_hdr(skb);
+	enum nft_tproxy_stat hit = NFT_TPROXY_STAT_ESTABLISHED;
 	struct nft_tproxy_l4 l4;
 	__be32 taddr = 0;
 	__be16 tport = 0;
@@ -225,15 +218,23 @@ static void nft_tproxy_eval_v4(const struct nft_expr *expr,
 		tport = l4.ports->dest;
 
 	/* Only TCP has TIME_WAIT. */
-	if (sk && sk->sk_state == TCP_TIME_WAIT)
+	if (sk && sk->sk_state == TCP_TIME_WAIT) {
+		struct sock *tw = sk;
+
 		sk = nft_tproxy_time_wait4(nft_net(pkt), skb, &l4, taddr,
 					   tport, sk, in);
-	else if (!sk)
+		if (sk != tw)
+			hit = NFT_TPROXY_STAT_TW_TAKEOVER;
+	} else if (!sk) {
 		sk = nft_tproxy_get_sock_v4(nft_net(pkt), skb, &l4, iph->saddr,
 					    taddr, l4.ports->source, tport, in,
 					    NFT_TPROXY_LOOKUP_LISTENER);
+		hit = NFT_TPROXY_STAT_LISTENER;
+	}
 
-	if (sk && nft_tproxy_sk_transparent(sk)) {
+	if (!sk) {
+		nft_tproxy_stat_inc(nft_net(pkt), NFT_TPROXY_STAT_NO_SOCKET);
+	} else if (nft_tproxy_sk_transparent(nft_net(pkt), sk, hit)) {
 		nft_tproxy_assign_sock(skb, sk);
 		return;
 	}
@@ -242,13 +243,13 @@ out_break:
 }
 
 #if IS_ENABLED(CONFIG_NF_TABLES_IPV6)
-static struct sock *
-nft_tproxy_get_sock_v6(struct net *net, struct sk_buff *skb,
-		       const struct nft_tproxy_l4 *l4,
-		       const struct in6_addr *saddr,
-		       const struct in6_addr *daddr, __be16 sport,
-		       __be16 dport, const struct net_device *in,
-		       enum nft_tproxy_lookup type)
+struct sock *nft_tproxy_get_sock_v6(struct net *net, struct sk_buff *skb,
+				    const struct nft_tproxy_l4 *l4,
+				    const struct in6_addr *saddr,
+				    const struct in6_addr *daddr,
+				    __be16 sport, __be16 dport,
+				    const struct net_device *in,
+				    enum nft_tproxy_lookup type)
 {
 	struct sock *sk;
 
@@ -271,32 +272,41 @@ nft_tproxy_get_sock_v6(struct net *net, struct sk_buff *skb,
 }
 
 /*
- * The target address: the one given, else the first usable address of the
- * input device (addresses are kept sorted by scope, global first).
+ * The first usable address of @dev (addresses are kept sorted by scope,
+ * global first), in @addr; false if there is none.
  */
+bool nft_tproxy_dev_addr6(const struct net_device *dev, struct in6_addr *addr)
+{
+	const struct inet6_ifaddr *ifa;
+	struct inet6_dev *idev;
+	bool found = false;
+
+	idev = __in6_dev_get(dev);
+	if (!idev)
+		return false;
+
+	read_lock_bh(&idev->lock);
+	list_for_each_entry(ifa, &idev->addr_list, if_list) {
+		if (ifa->flags & (IFA_F_TENTATIVE | IFA_F_DEPRECATED))
+			continue;
+		*addr = ifa->addr;
+		found = true;
+		break;
+	}
+	read_unlock_bh(&idev->lock);
+	return found;
+}
+
+/* The target address: the one given, else the input device's first one. */
 static void nft_tproxy_laddr6(const struct net_device *in,
 			      struct in6_addr *taddr,
 			      const struct in6_addr *daddr)
 {
-	const struct inet6_ifaddr *ifa;
-	struct inet6_dev *indev;
-
 	if (!ipv6_addr_any(taddr))
 		return;
 
-	*taddr = *daddr;
-	indev = __in6_dev_get(in);
-	if (!indev)
-		return;
-
-	read_lock_bh(&indev->lock);
-	list_for_each_entry(ifa, &indev->addr_list, if_list) {
-		if (ifa->flags & (IFA_F_TENTATIVE | IFA_F_DEPRECATED))
-			continue;
-		*taddr = ifa->addr;
-		break;
-	}
-	read_unlock_bh(&indev->lock);
+	if (!nft_tproxy_dev_addr6(in, taddr))
+		*taddr = *daddr;
 }
 
 static struct sock *
@@ -328,6 +338,7 @@ static void nft_tproxy_eval_v6(const struct nft_expr *expr,
 	const struct net_device *in = nft_in(pkt);
 	struct sk_buff *skb = pkt->skb;
 	const struct ipv6hdr *iph = ipv6_hdr(skb);
+	enum nft_tproxy_stat hit = NFT_TPROXY_STAT_ESTABLISHED;
 	struct in6_addr taddr = {};
 	struct nft_tproxy_l4 l4;
 	__be16 tport = 0;
@@ -350,15 +361,23 @@ static void nft_tproxy_eval_v6(const struct nft_expr *expr,
 	if (!tport)
 		tport = l4.ports->dest;
 
-	if (sk && sk->sk_state == TCP_TIME_WAIT)
+	if (sk && sk->sk_state == TCP_TIME_WAIT) {
+		struct sock *tw = sk;
+
 		sk = nft_tproxy_time_wait6(nft_net(pkt), skb, &l4, &taddr,
 					   tport, sk, in);
-	else if (!sk)
+		if (sk != tw)
+			hit = NFT_TPROXY_STAT_TW_TAKEOVER;
+	} else if (!sk) {
 		sk = nft_tproxy_get_sock_v6(nft_net(pkt), skb, &l4, &iph->saddr,
 					    &taddr, l4.ports->source, tport, in,
 					    NFT_TPROXY_LOOKUP_LISTENER);
+		hit = NFT_TPROXY_STAT_LISTENER;
+	}
 
-	if (sk && nft_tproxy_sk_transparent(sk)) {
+	if (!sk) {
+		nft_tproxy_stat_inc(nft_net(pkt), NFT_TPROXY_STAT_NO_SOCKET);
+	} else if (nft_tproxy_sk_transparent(nft_net(pkt), sk, hit)) {
 		nft_tproxy_assign_sock(skb, sk);
 		return;
 	}
@@ -404,7 +423,7 @@ static const struct nla_policy nft_tproxy_policy[NFTA_TPROXY_MAX + 1] = {
 	[NFTA_TPROXY_REG_PORT]	= { .type = NLA_U32 },
 };
 
-static int nft_tproxy_defrag_enable(struct net *net, u8 family)
+int nft_tproxy_defrag_enable(struct net *net, u8 family)
 {
 	int err;
 
@@ -426,7 +445,7 @@ static int nft_tproxy_defrag_enable(struct net *net, u8 family)
 	return 0;
 }
 
-static void nft_tproxy_defrag_disable(struct net *net, u8 family)
+void nft_tproxy_defrag_disable(struct net *net, u8 family)
 {
 	if (family == NFPROTO_IPV4 || family == NFPROTO_UNSPEC)
 		nf_defrag_ipv4_disable(net);
@@ -578,23 +597,12 @@ static struct nft_expr_type nft_tproxy_types[NFT_OOT_NTYPES] __read_mostly = {
 	},
 };
 
-static int __init nft_tproxy_module_init(void)
+int nft_tproxy_expr_init(void)
 {
 	return nft_oot_register(nft_tproxy_types);
 }
 
-static void __exit nft_tproxy_module_exit(void)
+void nft_tproxy_expr_exit(void)
 {
 	nft_oot_unregister(nft_tproxy_types, NFT_OOT_NTYPES);
 }
-
-module_init(nft_tproxy_module_init);
-module_exit(nft_tproxy_module_exit);
-
-MODULE_LICENSE("GPL");
-MODULE_DESCRIPTION("nf_tables tproxy support, self-contained (nft-tproxy)");
-MODULE_VERSION(NFT_TPROXY_VERSION);
-MODULE_ALIAS_NFT_EXPR("tproxy");
-MODULE_ALIAS_NFT_AF_EXPR(2, "tproxy");
-MODULE_ALIAS_NFT_AF_EXPR(10, "tproxy");
-MODULE_ALIAS_NFT_AF_EXPR(1, "tproxy");

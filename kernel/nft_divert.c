@@ -1,0 +1,390 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * nf_tables "divert" expression, an nft-tproxy extension: delivery to a
+ * transparent proxy without policy routing.
+ *
+ * In prerouting the packet gets a local input route, so that the socket
+ * tproxy assigned to it (or, when none was assigned, the transparent socket
+ * of its own established flow) receives it instead of it being forwarded.
+ * This is the job of "ip rule add fwmark M lookup T" with "ip route add
+ * local default dev lo table T" in the usual recipe, done without a mark, a
+ * rule or a table.  The route is the one the input route lookup gives for a
+ * local address of the receiving device: IPv4 keeps the source validation of
+ * that device (rp_filter, martian sources) as the recipe does.
+ *
+ * In output a locally generated packet is routed through the loopback
+ * device; it comes back through prerouting, where tproxy can take it.  This
+ * replaces the mark and the routing rule of the usual output hairpin.
+ */
+#include <linux/inetdevice.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nft_tproxy_ext.h>
+#include <net/dst_metadata.h>
+#include <net/inet_sock.h>
+#include <net/ip.h>
+#include <net/route.h>
+#include <net/tcp.h>
+#include <net/netfilter/nf_tables.h>
+#if IS_ENABLED(CONFIG_NF_TABLES_IPV6)
+#include <linux/ipv6_route.h>
+#include <net/ip6_route.h>
+#endif
+
+#include "nft_oot.h"
+#include "nft_tproxy.h"
+
+struct nft_divert {
+	u32	flags;
+	u8	family;		/* for defrag: NFPROTO_UNSPEC is both */
+};
+
+/*
+ * The transparent socket of the packet's own established flow, referenced,
+ * for a packet that tproxy did not assign: "socket transparent 1 divert".
+ */
+static struct sock *nft_divert_lookup(const struct nft_pktinfo *pkt)
+{
+	struct sk_buff *skb = pkt->skb;
+	struct nft_tproxy_l4 l4;
+	struct sock *sk = NULL;
+
+	if (!nft_tproxy_read_l4(pkt, &l4))
+		return NULL;
+
+	switch (nft_pf(pkt)) {
+	case NFPROTO_IPV4:
+		sk = nft_tproxy_get_sock_v4(nft_net(pkt), skb, &l4,
+					    ip_hdr(skb)->saddr,
+					    ip_hdr(skb)->daddr,
+					    l4.ports->source, l4.ports->dest,
+					    nft_in(pkt),
+					    NFT_TPROXY_LOOKUP_ESTABLISHED);
+		break;
+#if IS_ENABLED(CONFIG_NF_TABLES_IPV6)
+	case NFPROTO_IPV6:
+		sk = nft_tproxy_get_sock_v6(nft_net(pkt), skb, &l4,
+					    &ipv6_hdr(skb)->saddr,
+					    &ipv6_hdr(skb)->daddr,
+					    l4.ports->source, l4.ports->dest,
+					    nft_in(pkt),
+					    NFT_TPROXY_LOOKUP_ESTABLISHED);
+		break;
+#endif
+	}
+
+	if (sk && !inet_sk_transparent(sk)) {
+		sock_gen_put(sk);
+		sk = NULL;
+	}
+	return sk;
+}
+
+static bool nft_divert_input4(struct sk_buff *skb)
+{
+	const struct iphdr *iph = ip_hdr(skb);
+	struct net_device *dev = skb->dev;
+	__be32 laddr;
+	int err;
+
+	/* Sent through lo by divert in output: already local. */
+	if (skb_valid_dst(skb) && skb_rtable(skb)->rt_type == RTN_LOCAL)
+		return true;
+
+	laddr = inet_select_addr(dev, 0, RT_SCOPE_LINK);
+	if (!laddr)
+		return false;
+
+	skb_dst_drop(skb);
+#ifdef HAVE_IP_ROUTE_INPUT_DSCP
+	err = ip_route_input_noref(skb, laddr, iph->saddr,
+				   inet_dsfield_to_dscp(iph->tos), dev);
+#else
+	err = ip_route_input_noref(skb, laddr, iph->saddr, iph->tos, dev);
+#endif
+	if (err)
+		return false;
+
+	if (skb_rtable(skb)->rt_type != RTN_LOCAL) {
+		skb_dst_drop(skb);
+		return false;
+	}
+	return true;
+}
+
+static bool nft_divert_output4(struct net *net, struct sk_buff *skb)
+{
+	struct flowi4 fl4 = {
+		.daddr		= htonl(INADDR_LOOPBACK),
+		.flowi4_oif	= LOOPBACK_IFINDEX,
+	};
+	struct rtable *rt;
+
+	if (skb_rtable(skb)->rt_type == RTN_LOCAL)
+		return true;
+
+	rt = ip_route_output_key(net, &fl4);
+	if (IS_ERR(rt))
+		return false;
+
+	if (rt->rt_type != RTN_LOCAL) {
+		ip_rt_put(rt);
+		return false;
+	}
+	skb_dst_drop(skb);
+	skb_dst_set(skb, &rt->dst);
+	return true;
+}
+
+#if IS_ENABLED(CONFIG_NF_TABLES_IPV6)
+static bool nft_divert_rt6_local(const struct dst_entry *dst)
+{
+	return container_of(dst, struct rt6_info, dst)->rt6i_flags & RTF_LOCAL;
+}
+
+/* Consumes @dst: the skb keeps it if it is a usable local route. */
+static bool nft_divert_use_dst6(struct sk_buff *skb, struct dst_entry *dst)
+{
+	if (dst->error || !nft_divert_rt6_local(dst)) {
+		dst_release(dst);
+		return false;
+	}
+	skb_dst_drop(skb);
+	skb_dst_set(skb, dst);
+	return true;
+}
+
+static bool nft_divert_input6(struct sk_buff *skb)
+{
+	const struct ipv6hdr *iph = ipv6_hdr(skb);
+	struct net_device *dev = skb->dev;
+	struct flowi6 fl6 = {
+		.flowi6_iif	= dev->ifindex,
+		.flowi6_mark	= skb->mark,
+		.flowi6_proto	= iph->nexthdr,
+		.flowlabel	= ip6_flowinfo(iph),
+		.saddr		= iph->saddr,
+	};
+	struct dst_entry *dst;
+
+	if (skb_valid_dst(skb) && nft_divert_rt6_local(skb_dst(skb)))
+		return true;
+
+	if (!nft_tproxy_dev_addr6(dev, &fl6.daddr))
+		return false;
+
+	dst = ip6_route_input_lookup(dev_net(dev), dev, &fl6, skb,
+				     RT6_LOOKUP_F_HAS_SADDR);
+	return nft_divert_use_dst6(skb, dst);
+}
+
+static bool nft_divert_output6(struct net *net, struct sk_buff *skb)
+{
+	struct flowi6 fl6 = {
+		.daddr		= in6addr_loopback,
+		.flowi6_oif	= LOOPBACK_IFINDEX,
+	};
+	struct dst_entry *dst;
+
+	if (nft_divert_rt6_local(skb_dst(skb)))
+		return true;
+
+	dst = ip6_route_output(net, NULL, &fl6);
+	return nft_divert_use_dst6(skb, dst);
+}
+#endif
+
+static bool nft_divert_input(const struct nft_pktinfo *pkt)
+{
+	struct sk_buff *skb = pkt->skb;
+	struct sock *sk = NULL;
+	bool local = false;
+
+	/* No socket assigned: the flow's own, if transparent. */
+	if (!skb->sk) {
+		sk = nft_divert_lookup(pkt);
+		if (!sk)
+			return false;
+	}
+
+	switch (nft_pf(pkt)) {
+	case NFPROTO_IPV4:
+		local = nft_divert_input4(skb);
+		break;
+#if IS_ENABLED(CONFIG_NF_TABLES_IPV6)
+	case NFPROTO_IPV6:
+		local = nft_divert_input6(skb);
+		break;
+#endif
+	}
+
+	if (sk) {
+		if (local)
+			nft_tproxy_assign_sock(skb, sk);
+		else
+			sock_gen_put(sk);
+	}
+	return local;
+}
+
+static bool nft_divert_output(const struct nft_pktinfo *pkt)
+{
+	if (!skb_dst(pkt->skb))
+		return false;
+
+	switch (nft_pf(pkt)) {
+	case NFPROTO_IPV4:
+		return nft_divert_output4(nft_net(pkt), pkt->skb);
+#if IS_ENABLED(CONFIG_NF_TABLES_IPV6)
+	case NFPROTO_IPV6:
+		return nft_divert_output6(nft_net(pkt), pkt->skb);
+#endif
+	}
+	return false;
+}
+
+static void nft_divert_eval(const struct nft_expr *expr,
+			    struct nft_regs *regs,
+			    const struct nft_pktinfo *pkt)
+{
+	struct net *net = nft_net(pkt);
+
+	switch (nft_hook(pkt)) {
+	case NF_INET_PRE_ROUTING:
+		if (nft_divert_input(pkt)) {
+			nft_tproxy_stat_inc(net, NFT_TPROXY_STAT_DELIVERED);
+			return;
+		}
+		break;
+	case NF_INET_LOCAL_OUT:
+		if (nft_divert_output(pkt)) {
+			nft_tproxy_stat_inc(net, NFT_TPROXY_STAT_LOOPED);
+			return;
+		}
+		break;
+	}
+
+	nft_tproxy_stat_inc(net, NFT_TPROXY_STAT_REFUSED);
+	regs->verdict.code = NFT_BREAK;
+}
+
+static const struct nla_policy nft_divert_policy[NFTA_DIVERT_MAX + 1] = {
+	[NFTA_DIVERT_FLAGS]	= { .type = NLA_U32 },
+};
+
+static int nft_divert_init(const struct nft_ctx *ctx,
+			   const struct nft_expr *expr,
+			   const struct nlattr * const tb[])
+{
+	struct nft_divert *priv = nft_expr_priv(expr);
+	u32 flags = 0;
+
+	if (tb[NFTA_DIVERT_FLAGS])
+		flags = ntohl(nla_get_be32(tb[NFTA_DIVERT_FLAGS]));
+	/* A flag this kernel does not know is refused, never ignored. */
+	if (flags & ~NFT_DIVERT_F_MASK)
+		return -EOPNOTSUPP;
+	priv->flags = flags;
+
+	switch (ctx->family) {
+	case NFPROTO_IPV4:
+		priv->family = NFPROTO_IPV4;
+		break;
+#if IS_ENABLED(CONFIG_NF_TABLES_IPV6)
+	case NFPROTO_IPV6:
+		priv->family = NFPROTO_IPV6;
+		break;
+#endif
+	case NFPROTO_INET:
+		priv->family = NFPROTO_UNSPEC;
+		break;
+	default:
+		return -EOPNOTSUPP;
+	}
+
+	/*
+	 * The lookup of a flow's own socket needs the ports of every packet,
+	 * so fragments are reassembled first, as for tproxy.  Last: nothing
+	 * can fail after it.
+	 */
+	return nft_tproxy_defrag_enable(ctx->net, priv->family);
+}
+
+static void nft_divert_destroy(const struct nft_ctx *ctx,
+			       const struct nft_expr *expr)
+{
+	const struct nft_divert *priv = nft_expr_priv(expr);
+
+	nft_tproxy_defrag_disable(ctx->net, priv->family);
+}
+
+static int nft_divert_dump(struct sk_buff *skb,
+			   const struct nft_expr *expr, bool reset)
+{
+	const struct nft_divert *priv = nft_expr_priv(expr);
+
+	if (priv->flags &&
+	    nla_put_be32(skb, NFTA_DIVERT_FLAGS, htonl(priv->flags)))
+		return -1;
+	return 0;
+}
+
+NFT_COMPAT_DUMP(nft_divert_dump)
+
+static int nft_divert_validate(const struct nft_ctx *ctx,
+			       const struct nft_expr *expr)
+{
+	const struct nft_base_chain *basechain;
+
+	if (ctx->family != NFPROTO_IPV4 &&
+	    ctx->family != NFPROTO_IPV6 &&
+	    ctx->family != NFPROTO_INET)
+		return -EOPNOTSUPP;
+
+	/* A nat chain sees only the first packet of a flow. */
+	if (nft_is_base_chain(ctx->chain)) {
+		basechain = nft_base_chain(ctx->chain);
+		if (basechain->type->type == NFT_CHAIN_T_NAT)
+			return -EOPNOTSUPP;
+	}
+
+	return nft_chain_validate_hooks(ctx->chain,
+					(1 << NF_INET_PRE_ROUTING) |
+					(1 << NF_INET_LOCAL_OUT));
+}
+
+NFT_COMPAT_VALIDATE(nft_divert_validate)
+
+static struct nft_expr_type nft_divert_types[NFT_OOT_NTYPES];
+
+static const struct nft_expr_ops nft_divert_ops = {
+	.type		= &nft_divert_types[0],
+	.size		= NFT_EXPR_SIZE(sizeof(struct nft_divert)),
+	.eval		= nft_divert_eval,
+	.init		= nft_divert_init,
+	.destroy	= nft_divert_destroy,
+	.dump		= nft_compat_dump(nft_divert_dump),
+	.validate	= nft_compat_validate(nft_divert_validate),
+#ifdef HAVE_NFT_EXPR_OPS_REDUCE
+	.reduce		= NFT_REDUCE_READONLY,
+#endif
+};
+
+static struct nft_expr_type nft_divert_types[NFT_OOT_NTYPES] __read_mostly = {
+	[0] = {
+		.name		= NFT_DIVERT_EXPR_NAME,
+		.ops		= &nft_divert_ops,
+		.policy		= nft_divert_policy,
+		.maxattr	= NFTA_DIVERT_MAX,
+		.owner		= THIS_MODULE,
+	},
+};
+
+int nft_divert_expr_init(void)
+{
+	return nft_oot_register(nft_divert_types);
+}
+
+void nft_divert_expr_exit(void)
+{
+	nft_oot_unregister(nft_divert_types, NFT_OOT_NTYPES);
+}
