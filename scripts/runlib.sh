@@ -7,9 +7,10 @@
 # builds build/KVER/kernel/*.ko for that kernel.
 
 ABI_TESTS="nft_tproxy_abi.sh nft_socket_abi.sh"
-# Against a kernel's own modules: the ABI tests, and the clash of ours with
-# an in-tree module already loaded.
-INTREE_TESTS="$ABI_TESTS nft_tproxy_precedence.sh"
+# Against a kernel's own modules: the ABI tests, the refusal of every divert
+# rule by a kernel without the extension, and the clash of ours with an
+# in-tree module already loaded.
+INTREE_TESTS="$ABI_TESTS nft_divert_netlink.sh nft_tproxy_precedence.sh"
 # The throughput ratio runs in a guest of its own under instruction counting
 # (vm-run.sh --icount), one vCPU, where the guest's clock counts the guest's
 # work: without it the ratio followed the host's load (0.70 to 1.04 seen).

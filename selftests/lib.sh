@@ -549,6 +549,27 @@ assert_ours_served()
 NFT_RAW=$SELFTEST_DIR/nft_raw
 
 # require_nft_raw: skip the test unless the nft_raw helper is built.
+# The nft built by "make userspace": libnftnl and nft with the patch series
+# of libnftnl-patch/ and nft-patch/, which know the extensions' syntax.
+: "${NFT_PATCHED:=$(readlink -m "$SELFTEST_DIR/../build/userspace/prefix/sbin/nft")}"
+
+require_nft_patched()
+{
+	if [ ! -x "$NFT_PATCHED" ]; then
+		echo "SKIP: $NFT_PATCHED is not built (make userspace)"
+		exit $ksft_skip
+	fi
+}
+
+# nftp NS ARGS...: the patched nft in NS.
+nftp()
+{
+	local ns=$1
+	shift
+
+	ip netns exec "$ns" "$NFT_PATCHED" "$@"
+}
+
 require_nft_raw()
 {
 	if [ ! -x "$NFT_RAW" ]; then

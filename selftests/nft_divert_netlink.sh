@@ -1,0 +1,72 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Claim: the divert expression (uapi/linux/netfilter/nft_tproxy_ext.h) is
+# accepted exactly where it works and refused everywhere else, and a kernel
+# without it refuses every rule that uses it.
+#
+#   +-----------------------------+
+#   | ns: tables ip, ip6, inet ... |   no traffic: hand-made rule messages
+#   +-----------------------------+
+#
+# Against ours: prerouting and output of the ip, ip6 and inet families take
+# it, with or without its flags attribute; any other hook, a jump from one,
+# another family and any flag bit are refused with EOPNOTSUPP; the dump
+# carries no attribute when no flag is set.  Against the kernel's own
+# modules (NFT_TPROXY_MODE=intree), which have no divert: every one of the
+# same messages gets ENOENT, so no rule is ever accepted without it.
+
+source "$(dirname "$(readlink -f "$0")")/lib.sh"
+
+checktool "nft --version" "run nft"
+require_nft_raw
+
+setup_ns ns
+
+while IFS='|' read -r name want args; do
+	[ "$NFT_TPROXY_MODE" = intree ] && want=ENOENT
+	# shellcheck disable=SC2086
+	abi_raw_case "$ns" "divert $name" "$want" "" $args
+done <<'CASES'
+inet prerouting, no attributes|OK|-f inet divert nodata
+inet prerouting, flags 0|OK|-f inet divert flags=0
+ip prerouting|OK|-f ip divert nodata
+ip6 prerouting|OK|-f ip6 divert nodata
+inet output|OK|-f inet -H output divert nodata
+ip output|OK|-f ip -H output divert flags=0
+ip6 output|OK|-f ip6 -H output divert nodata
+jump from prerouting|OK|-f inet -H none -j prerouting divert nodata
+jump from output|OK|-f ip -H none -j output divert nodata
+regular chain, no jump yet|OK|-f inet -H none divert nodata
+flag bit 0|EOPNOTSUPP|-f inet divert flags=1
+flag bit 31|EOPNOTSUPP|-f inet divert flags=0x80000000
+flags of the wrong size|ERANGE/EINVAL|-f inet divert 1=u8:0
+input hook|EOPNOTSUPP|-f inet -H input divert nodata
+forward hook|EOPNOTSUPP|-f inet -H forward divert nodata
+postrouting hook|EOPNOTSUPP|-f ip -H postrouting divert nodata
+jump from input|EOPNOTSUPP|-f inet -H none -j input divert nodata
+jump from forward|EOPNOTSUPP|-f ip6 -H none -j forward divert nodata
+bridge table|EOPNOTSUPP|-f bridge divert nodata
+netdev table|EOPNOTSUPP|-f netdev -H none divert nodata
+arp table|EOPNOTSUPP|-f arp -H input divert nodata
+CASES
+
+# What the kernel dumps back: the expression, and no flags attribute for 0.
+if [ "$NFT_TPROXY_MODE" != intree ]; then
+	out=$(ip netns exec "$ns" "$NFT_RAW" -d -f inet divert flags=0 2>&1)
+	ip netns exec "$ns" nft flush ruleset
+	if grep -qx 'expr divert' <<<"$out"; then
+		log_pass "divert: dumped back as 'expr divert', without attributes"
+	else
+		log_fail "divert: dumped back as 'expr divert': got '${out//$'\n'/ | }'"
+	fi
+
+	# Which module answered: divert lives in our nft_tproxy.
+	if __mod_is_ours nft_tproxy; then
+		echo "served by our nft_tproxy: $__mod_why"
+	else
+		log_fail "divert: not served by our nft_tproxy: $__mod_why"
+	fi
+fi
+
+exit "$ret"
