@@ -8,6 +8,11 @@
 #
 #   client ---- gw (tproxy_echo :8080, transparent) ---- server
 #
+# With the nft of "make userspace", the cycles use the extensions too:
+# divert in prerouting and in output (a datagram of the gateway's own
+# through lo), and a read of /proc/net/stat/nft_tproxy, whose counters
+# start again from zero with every load.
+#
 # Runs in mode ours only: it loads and unloads the modules it tests.
 
 source "$(dirname "$(readlink -f "$0")")/lib.sh"
@@ -58,12 +63,61 @@ table inet proxy {
 EOF
 }
 
+# The extensions' cycle: no mark, no policy routing (nothing to undo: the
+# routing of tproxy_routing above is simply not used).
+add_divert_rules()
+{
+	nftp "$gw" -f - <<EOF
+table inet proxy {
+	chain divert {
+		type filter hook prerouting priority mangle; policy accept;
+		meta l4proto tcp socket transparent 1 divert accept
+		meta l4proto { tcp, udp } th dport 80 tproxy ip to :8080 divert accept
+	}
+	chain output {
+		type filter hook output priority mangle; policy accept;
+		udp dport 80 divert
+	}
+}
+EOF
+}
+
 # shellcheck disable=SC2154 # set by setup_topology
 intercepted()
 {
 	echo x | ip netns exec "$client" timeout 5 socat -t 2 - \
 		"TCP4:$SERVER_IP4:80" 2>/dev/null | grep -q '^tproxy '
 }
+
+# The gateway's own datagram, looped through lo to the UDP listener: the
+# fresh counters show it diverted in output and delivered once.
+looped()
+{
+	local names vals i n=0
+
+	echo x | ip netns exec "$gw" timeout 5 socat -t 2 - \
+		"UDP4:$SERVER_IP4:80" 2>/dev/null | grep -q '^tproxy ' || return 1
+	{
+		read -r -a names
+		while read -r -a vals; do
+			for i in "${!names[@]}"; do
+				[ "${names[i]}" != looped ] || n=$((n + 16#${vals[i]}))
+			done
+		done
+	} < <(ip netns exec "$gw" cat /proc/net/stat/nft_tproxy)
+	[ "$n" -eq 1 ]
+}
+
+add=add_rules extra=true
+if [ -x "$NFT_PATCHED" ]; then
+	add=add_divert_rules extra=looped
+	kind="divert in prerouting and output, statistics"
+	ip netns exec "$gw" "$ECHO" -6 -u -t tproxy -p 8080 2>/dev/null &
+	busywait "$BUSYWAIT_TIMEOUT" listener_ready "$gw" 8080 udp ||
+		{ log_fail "tproxy_echo listens for UDP on the gateway"; exit "$ret"; }
+else
+	kind="marks and policy routing (the extensions need make userspace)"
+fi
 
 load_ours || { log_fail "our modules load"; exit "$ret"; }
 add_rules || { log_fail "the rules load"; exit "$ret"; }
@@ -101,16 +155,16 @@ for ((i = 1; i <= CYCLES; i++)); do
 		failed=$i
 		break
 	fi
-	if ! load_ours || ! add_rules || ! intercepted; then
+	if ! load_ours || ! $add || ! intercepted || ! $extra; then
 		echo "cycle $i: load, add or traffic failed"
 		failed=$i
 		break
 	fi
 done
 if [ "$failed" -eq 0 ]; then
-	log_pass "$CYCLES cycles of load, add rules, traffic, flush, unload"
+	log_pass "$CYCLES cycles of load, add rules, traffic, flush, unload ($kind)"
 else
-	log_fail "$CYCLES cycles of load, add rules, traffic, flush, unload: cycle $failed failed"
+	log_fail "$CYCLES cycles of load, add rules, traffic, flush, unload ($kind): cycle $failed failed"
 fi
 ip netns exec "$gw" nft flush ruleset
 

@@ -17,6 +17,12 @@
 # where `socket transparent 1` marks them for the proxy's upstream socket
 # and policy routing delivers them locally.  Z's endpoint answers every line
 # with the peer address it saw; Y checks who answered and what Z saw.
+#
+# RELAY_DELIVERY says how X delivers what it diverts: "routing" (default),
+# the mark and policy routing of the recipe; "divert", the divert statement
+# instead of the mark, with no ip rule and no route table (needs the nft of
+# make userspace); "none", the divert ruleset without divert, which must
+# fail.
 
 RELAY=${NFT_TPROXY_RELAY:-$SELFTEST_DIR/../proxy/tproxy-relay}
 ECHO=$SELFTEST_DIR/tproxy_echo
@@ -36,9 +42,7 @@ relay_setup()
 		fi
 	done
 	setup_topology || exit "$ksft_fail"
-	tproxy_routing "$gw"
-
-	if ! tproxy_divert "$gw" "$proto" "$SERVICE_PORT" "$RELAY_PORT"; then
+	if ! relay_rules "$proto"; then
 		log_fail "$proto: the gateway ruleset loads"
 		exit "$ret"
 	fi
@@ -51,6 +55,35 @@ relay_setup()
 		log_fail "$proto: the server listens"
 		exit "$ret"
 	fi
+}
+
+relay_rules()
+{
+	case ${RELAY_DELIVERY:-routing} in
+	routing)
+		tproxy_routing "$gw" &&
+		tproxy_divert "$gw" "$1" "$SERVICE_PORT" "$RELAY_PORT" ;;
+	divert)
+		divert_rules "$gw" "$1" divert ;;
+	none)
+		divert_rules "$gw" "$1" "" ;;
+	esac
+}
+
+# divert_rules NS PROTO STMT: the gateway's rules with STMT ("divert" or
+# nothing) where the recipe sets the mark.
+divert_rules()
+{
+	nftp "$1" -f - <<EOF
+table inet proxy {
+	chain divert {
+		type filter hook prerouting priority mangle; policy accept;
+		meta l4proto $2 socket transparent 1 $3 accept
+		meta l4proto $2 th dport $SERVICE_PORT tproxy ip to :$RELAY_PORT $3 accept
+		meta l4proto $2 th dport $SERVICE_PORT tproxy ip6 to :$RELAY_PORT $3 accept
+	}
+}
+EOF
 }
 
 # relay_start PROTO [tproxy-relay options]: one dual-stack relay on X.
