@@ -356,6 +356,107 @@ check_offload()
 	stop_all
 }
 
+# divert: the gateway recipe without policy routing, then with forwarding
+# off, strict rp_filter and conntrack in use, one at a time.
+check_divert-gateway()
+{
+	local p f v4 v6 base=$scen
+
+	for p in tcp udp; do
+		echo_on "$gw" tproxy "$p" 8080
+	done
+	for p in tcp udp; do
+		for f in 4 6; do
+			diverted "$p" "$f"
+		done
+	done
+	v4=$(ip -n "$gw" -4 rule show | wc -l)
+	v6=$(ip -n "$gw" -6 rule show | wc -l)
+	if [ "$v4" = 3 ] && [ "$v6" = 2 ]; then
+		log_pass "$scen: the gateway has only its default ip rules"
+	else
+		log_fail "$scen: the gateway has only its default ip rules ($v4 IPv4, $v6 IPv6)"
+	fi
+
+	scen="$base, forwarding off"
+	ip netns exec "$gw" sysctl -qw net.ipv4.ip_forward=0 net.ipv6.conf.all.forwarding=0
+	diverted tcp 4
+	diverted udp 6
+	ip netns exec "$gw" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+
+	scen="$base, strict rp_filter"
+	ip netns exec "$gw" sysctl -qw net.ipv4.conf.all.rp_filter=1 \
+		net.ipv4.conf.default.rp_filter=1 net.ipv4.conf.veth0.rp_filter=1 \
+		net.ipv4.conf.veth1.rp_filter=1 net.ipv4.conf.lo.rp_filter=1
+	diverted tcp 4
+	diverted udp 4
+	ip netns exec "$gw" sysctl -qw net.ipv4.conf.all.rp_filter=0
+
+	scen="$base, conntrack in use"
+	nft_in "$gw" <<EOF
+table inet tracking {
+	chain prerouting {
+		type filter hook prerouting priority raw + 1; policy accept;
+		ct state new counter
+	}
+}
+EOF
+	diverted tcp 4
+	diverted udp 6
+	if ip netns exec "$gw" nft list table inet tracking | grep -q 'counter packets [1-9]'; then
+		log_pass "$scen: conntrack saw the flows"
+	else
+		log_fail "$scen: conntrack saw the flows"
+	fi
+	scen=$base
+	stop_all
+}
+
+check_divert-local() { check_local; }
+check_divert-idioms() { check_fail-closed; }
+
+# stat_of NAME: the counter NAME as the statistics page's reading block
+# (the scenario's first) sums it.
+stat_of()
+{
+	run_block "${blocks_of[$scen]%% *}"
+	awk -v n="$1" '$1 == n { print $2 }' "$last_out"
+}
+
+# grows NAME CMD...: CMD makes counter NAME grow.
+grows()
+{
+	local name=$1 before after
+	shift
+
+	before=$(stat_of "$name")
+	"$@"
+	after=$(stat_of "$name")
+	if [ -n "$before" ] && [ "${after:-0}" -gt "$before" ]; then
+		log_pass "$scen: $name grows ($before -> $after)"
+	else
+		log_fail "$scen: $name grows ('$before' -> '$after')"
+	fi
+}
+
+quiet_talk()
+{
+	talk "$client" tcp "$SERVER_IP4" >/dev/null
+}
+
+check_stats()
+{
+	grows no_socket quiet_talk
+	echo_on "$gw" plain tcp 8080 -n
+	grows not_transparent quiet_talk
+	stop_all
+	echo_on "$gw" tproxy tcp 8080
+	grows listener diverted tcp 4
+	grows established diverted tcp 4
+	grows delivered diverted tcp 4
+	stop_all
+}
+
 # says TEXT: the scenario's last block printed TEXT.
 says()
 {
@@ -382,7 +483,30 @@ run_block()
 
 	ns=${place[${where[$n]}]}
 	last_out=$work/$n.out
-	ip netns exec "$ns" bash -e -o pipefail "$work/blocks/$n.sh" >"$last_out" 2>&1
+	PATH=$(block_path "$n") ip netns exec "$ns" \
+		bash -e -o pipefail "$work/blocks/$n.sh" >"$last_out" 2>&1
+}
+
+# The pages of the extensions need the nft of make userspace; the others
+# run with the distribution's.
+EXT_PAGES="divert.rst statistics.rst"
+block_path()
+{
+	if [[ " $EXT_PAGES " == *" ${origin[$1]%%:*} "* ]]; then
+		echo "${NFT_PATCHED%/*}:$PATH"
+	else
+		echo "$PATH"
+	fi
+}
+
+needs_patched()
+{
+	local n
+
+	for n in ${blocks_of[$1]}; do
+		[[ " $EXT_PAGES " != *" ${origin[$n]%%:*} "* ]] || return 0
+	done
+	return 1
 }
 
 declare -A where expect_of origin
@@ -405,6 +529,10 @@ echo "$nblocks runnable blocks in ${#scenarios[@]} scenarios"
 for scen in "${scenarios[@]}"; do
 	if ! declare -F "check_$scen" >/dev/null; then
 		log_fail "$scen: a check exists for the scenario (blocks ${blocks_of[$scen]})"
+		continue
+	fi
+	if [ ! -x "$NFT_PATCHED" ] && needs_patched "$scen"; then
+		log_skip "$scen: its blocks need the nft of make userspace ($NFT_PATCHED)"
 		continue
 	fi
 	setup_topology || exit "$ksft_fail"
