@@ -155,7 +155,9 @@ check_tproxy-view()
 	probe_says transparent "^peer=$CLIENT_IP4:[0-9]+ sockname=$SERVER_IP4:80 origdst=(ENOENT|ENOPROTOOPT)\$"
 }
 
-check_gateway()
+# all_diverted: the proxy endpoint on the gateway's port 8080 gets TCP and
+# UDP flows over both families.
+all_diverted()
 {
 	local p f
 
@@ -167,6 +169,11 @@ check_gateway()
 			diverted "$p" "$f"
 		done
 	done
+}
+
+check_gateway()
+{
+	all_diverted
 	assert_ours_served tproxy
 	assert_ours_served socket
 	if [ "$(ip netns exec "$gw" sysctl -n net.ipv4.conf.all.route_localnet)" = 0 ]; then
@@ -360,16 +367,9 @@ check_offload()
 # off, strict rp_filter and conntrack in use, one at a time.
 check_divert-gateway()
 {
-	local p f v4 v6 base=$scen
+	local v4 v6 base=$scen
 
-	for p in tcp udp; do
-		echo_on "$gw" tproxy "$p" 8080
-	done
-	for p in tcp udp; do
-		for f in 4 6; do
-			diverted "$p" "$f"
-		done
-	done
+	all_diverted
 	v4=$(ip -n "$gw" -4 rule show | wc -l)
 	v6=$(ip -n "$gw" -6 rule show | wc -l)
 	if [ "$v4" = 3 ] && [ "$v6" = 2 ]; then
