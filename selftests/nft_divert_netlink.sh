@@ -61,6 +61,30 @@ if [ "$NFT_TPROXY_MODE" != intree ]; then
 		log_fail "divert: dumped back as 'expr divert': got '${out//$'\n'/ | }'"
 	fi
 
+	# What a stock nft makes of it: its libnftnl drops a rule with an
+	# expression it does not know, silently.  Shown, so that a change
+	# in a distribution's nft is seen; the patched nft lists the rule.
+	ip netns exec "$ns" "$NFT_RAW" -k -f inet -t listing divert nodata >/dev/null
+	out=$(ip netns exec "$ns" nft list ruleset 2>&1)
+	rc=$?
+	echo "$out" | sed 's/^/    stock nft: /'
+	if [ $rc -eq 0 ] && grep -q 'chain rawtest' <<<"$out" &&
+	   ! grep -q divert <<<"$out" && [ "$(grep -c . <<<"$out")" -eq 5 ]; then
+		log_pass "divert: a stock nft lists its chain without the rule, and exits 0"
+	else
+		log_fail "divert: a stock nft lists its chain without the rule, and exits 0 (exit $rc)"
+	fi
+	if [ -x "$NFT_PATCHED" ]; then
+		out=$(nftp "$ns" list ruleset 2>&1)
+		echo "$out" | sed 's/^/    patched nft: /'
+		if grep -qx $'\t\tdivert' <<<"$out"; then
+			log_pass "divert: the patched nft lists the rule as 'divert'"
+		else
+			log_fail "divert: the patched nft lists the rule as 'divert'"
+		fi
+	fi
+	ip netns exec "$ns" nft flush ruleset
+
 	# Which module answered: divert lives in our nft_tproxy.
 	if __mod_is_ours nft_tproxy; then
 		echo "served by our nft_tproxy: $__mod_why"
