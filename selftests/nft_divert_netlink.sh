@@ -23,6 +23,16 @@ require_nft_raw
 
 setup_ns ns
 
+# show WHO TEXT: TEXT, indented, each line saying who printed it.
+show()
+{
+	local line
+
+	while IFS= read -r line; do
+		printf '    %s: %s\n' "$1" "$line"
+	done <<<"$2"
+}
+
 while IFS='|' read -r name want args; do
 	[ "$NFT_TPROXY_MODE" = intree ] && want=ENOENT
 	# shellcheck disable=SC2086
@@ -51,6 +61,29 @@ netdev table|EOPNOTSUPP|-f netdev -H none divert nodata
 arp table|EOPNOTSUPP|-f arp -H input divert nodata
 CASES
 
+# A kernel without divert, as the patched nft reports it: the kernel's
+# ENOENT, and the line that names what provides the expression.
+if [ "$NFT_TPROXY_MODE" = intree ] && [ -x "$NFT_PATCHED" ]; then
+	out=$(nftp "$ns" -f - 2>&1 <<EOF
+table inet t {
+	chain c {
+		type filter hook prerouting priority mangle;
+		meta l4proto tcp tproxy to :8080 divert
+	}
+}
+EOF
+)
+	rc=$?
+	show "patched nft" "$out"
+	if [ $rc -ne 0 ] && grep -q 'Could not process rule: No such file or directory' <<<"$out" &&
+	   grep -q '^divert needs kernel module nft_tproxy of the out-of-tree nft-tproxy package' <<<"$out"; then
+		log_pass "divert: refused with ENOENT, and the patched nft names the module"
+	else
+		log_fail "divert: refused with ENOENT, and the patched nft names the module (exit $rc)"
+	fi
+	ip netns exec "$ns" nft flush ruleset
+fi
+
 # What the kernel dumps back: the expression, and no flags attribute for 0.
 if [ "$NFT_TPROXY_MODE" != intree ]; then
 	out=$(ip netns exec "$ns" "$NFT_RAW" -d -f inet divert flags=0 2>&1)
@@ -67,7 +100,7 @@ if [ "$NFT_TPROXY_MODE" != intree ]; then
 	ip netns exec "$ns" "$NFT_RAW" -k -f inet -t listing divert nodata >/dev/null
 	out=$(ip netns exec "$ns" nft list ruleset 2>&1)
 	rc=$?
-	echo "$out" | sed 's/^/    stock nft: /'
+	show "stock nft" "$out"
 	if [ $rc -eq 0 ] && grep -q 'chain rawtest' <<<"$out" &&
 	   ! grep -q divert <<<"$out" && [ "$(grep -c . <<<"$out")" -eq 5 ]; then
 		log_pass "divert: a stock nft lists its chain without the rule, and exits 0"
@@ -76,7 +109,7 @@ if [ "$NFT_TPROXY_MODE" != intree ]; then
 	fi
 	if [ -x "$NFT_PATCHED" ]; then
 		out=$(nftp "$ns" list ruleset 2>&1)
-		echo "$out" | sed 's/^/    patched nft: /'
+		show "patched nft" "$out"
 		if grep -qx $'\t\tdivert' <<<"$out"; then
 			log_pass "divert: the patched nft lists the rule as 'divert'"
 		else
