@@ -12,6 +12,9 @@
 #   make docs                             Documentation/ as HTML in build/docs
 #   make matrix                           the suite on 5.10, 6.1, 6.12, 7.2 and a
 #                                         kernel without any tproxy support
+#   make userspace                        libnftnl and nft with our patch series:
+#                                         build, unit tests, tests/py in VMs
+#   make userspace-install [PREFIX=/usr/local]  install them (DESTDIR honoured)
 #   make help
 
 TOP := $(CURDIR)
@@ -106,6 +109,12 @@ docs:
 version:
 	@echo $(NFT_TPROXY_VERSION)
 
+userspace:
+	@$(TOP)/scripts/userspace.sh
+
+userspace-install:
+	@$(TOP)/scripts/userspace.sh --install
+
 demo:
 	@$(TOP)/scripts/demo.sh $(if $(filter command line,$(origin KVER)),$(KVER))
 
@@ -114,7 +123,8 @@ clean:
 	$(MAKE) -C $(TOP)/selftests clean
 
 help:
-	@sed -n '3,16p' $(TOP)/Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,19p' $(TOP)/Makefile | sed 's/^# \{0,1\}//'
 
 .PHONY: all kdir-check links modules modules-check install uninstall deps \
-	lint check vm-test matrix docs version demo clean help
+	lint check vm-test matrix docs version demo clean help userspace \
+	userspace-install

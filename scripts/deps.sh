@@ -102,6 +102,10 @@ ensure_trixie_pin() {
 PKGS="qemu-system-x86 kmod nftables iproute2 socat iputils-ping sparse
 shellcheck libmnl-dev pkg-config gcc make bc flex bison libelf-dev xz-utils
 busybox-static procps psmisc python3 file valgrind python3-sphinx iptables"
+# make userspace: libnftnl and nft from source with our series, their man
+# pages (a2x, without recommends: no TeX) and nft's tests/py.
+PKGS="$PKGS autoconf automake libtool libgmp-dev libedit-dev libjansson-dev
+asciidoc-base docbook-xsl xsltproc python3-jsonschema"
 # make matrix: chroots of other Debian releases, a kernel built from source.
 MATRIX_PKGS="debootstrap libssl-dev cpio"
 [ "$MATRIX" -eq 0 ] || PKGS="$PKGS $MATRIX_PKGS"

@@ -1,0 +1,582 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# make userspace: libnftnl and nft with the patch series of libnftnl-patch/
+# and nft-patch/, built and tested in build/userspace/.
+#
+#   scripts/userspace.sh             unpack, git am, build, check, tests/py
+#   scripts/userspace.sh --install   build for PREFIX (default /usr/local)
+#                                    and install there (DESTDIR honoured)
+#
+# Environment:
+#   LIBNFTNL_SRC, NFT_SRC  a release tarball, a git checkout (its HEAD is
+#                          used) or a plain source tree; default the release
+#                          tarballs in ../shared/upstream beside the
+#                          repository (UPSTREAM_DIR)
+#   KVERS                  kernels for tests/py, default scripts/kernels.sh
+#   USERSPACE_VM=0         no VM: tests/py are reported as skipped
+#   PREFIX, DESTDIR        for --install
+#
+# Steps: unpack the trees, apply each series with git am (any failure
+# stops the run), build libnftnl and nft into build/userspace/prefix (the
+# patched nft finds the patched libnftnl through its RUNPATH), build a
+# pristine nft to compare compiler warnings, count bison conflicts before
+# and after, run libnftnl's make check, check nft's evaluation errors, then
+# per kernel boot a VM with our modules (scripts/vm-run.sh) and run nft's
+# tests/py for the tproxy, socket and divert files, the ENOENT hints on a
+# kernel without the modules, and what Debian's stock nft lists for a
+# divert rule.
+#
+# Exit: 0 all passed, 1 a failure, 4 (kselftest skip) when the upstream
+# trees are absent or the VM part could not run; every skip says why.
+
+set -u
+
+top=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd -P)
+out=$top/build/userspace
+logs=$out/logs
+prefix=$out/prefix
+UPSTREAM_DIR=${UPSTREAM_DIR:-$(readlink -m "$top/../shared/upstream")}
+LIBNFTNL_SRC=${LIBNFTNL_SRC:-$UPSTREAM_DIR/libnftnl-1.3.1.tar.xz}
+NFT_SRC=${NFT_SRC:-$UPSTREAM_DIR/nftables-1.1.6.tar.xz}
+HEADER=kernel/include/uapi/linux/netfilter/nft_tproxy_ext.h
+JOBS=${JOBS:-$(nproc)}
+KSFT_SKIP=4
+
+# Debian's a2x runs "python3 -m asciidoc.a2x": the system python3 must come
+# first, not a python3 of the user's that lacks the asciidoc module.
+export PATH=/usr/bin:/bin:$PATH
+export GIT_COMMITTER_NAME="nft-tproxy userspace.sh"
+export GIT_COMMITTER_EMAIL="nft-tproxy@example.org"
+export GIT_AUTHOR_NAME=$GIT_COMMITTER_NAME GIT_AUTHOR_EMAIL=$GIT_COMMITTER_EMAIL
+
+summary=()
+failed=0
+skipped=0
+kvers=""
+
+say()
+{
+	printf 'userspace: %s\n' "$*"
+}
+
+note()
+{
+	summary+=("$*")
+}
+
+fail()
+{
+	say "FAIL: $*"
+	note "FAIL: $*"
+	failed=1
+}
+
+skip_all()
+{
+	echo "SKIP: $*"
+	exit "$KSFT_SKIP"
+}
+
+# run LOG CMD...: run quietly into LOG; on failure show its end and stop.
+run()
+{
+	local log=$1
+
+	shift
+	if ! "$@" >"$log" 2>&1; then
+		say "FAIL: $* (in $PWD), last lines of $log:"
+		tail -n 25 "$log" | sed 's/^/    /'
+		print_summary
+		exit 1
+	fi
+}
+
+print_summary()
+{
+	local l
+
+	echo
+	echo "userspace: summary"
+	for l in "${summary[@]}"; do
+		echo "  $l"
+	done
+}
+
+# unpack SRC DST: a tarball, a git checkout or a plain tree, as a git
+# repository with one commit, the base the series is applied to.
+unpack()
+{
+	local src=$1 dst=$2
+
+	rm -rf "$dst"
+	mkdir -p "$dst"
+	if [ -f "$src" ]; then
+		tar -xf "$src" -C "$dst" --strip-components=1 || return 1
+	elif [ -d "$src" ] &&
+	     [ "$(git -C "$src" rev-parse --show-toplevel 2>/dev/null)" = "$(cd "$src" && pwd -P)" ]; then
+		rmdir "$dst"
+		git -c advice.detachedHead=false clone -q --no-hardlinks "$src" "$dst" || return 1
+		git -C "$dst" checkout -q -b nft-tproxy || return 1
+		return 0
+	elif [ -d "$src" ]; then
+		cp -a "$src/." "$dst/" || return 1
+		rm -rf "$dst/.git"
+		# A tree that was built in: without its objects, so that every
+		# file is compiled (and its warnings counted) again.
+		[ ! -f "$dst/Makefile" ] || make -s -C "$dst" distclean >/dev/null 2>&1
+	else
+		return 1
+	fi
+	# Every file, .gitignore notwithstanding: release trees ship files
+	# that their .gitignore names (m4/*.m4).
+	git -C "$dst" init -q -b nft-tproxy &&
+	git -C "$dst" add -A -f &&
+	git -C "$dst" commit -q -m "release tree from $src"
+}
+
+# apply TREE SERIES: git am every patch; nothing else counts as clean.
+apply()
+{
+	local tree=$1 series=$2 n
+
+	n=$(find "$series" -maxdepth 1 -name '*.patch' | wc -l)
+	if [ "$n" -eq 0 ]; then
+		fail "no patches in $series"
+		return 1
+	fi
+	if ! git -C "$tree" am -q --whitespace=error "$series"/*.patch \
+		>"$logs/am-$(basename "$series").log" 2>&1; then
+		say "FAIL: git am of $series onto $tree:"
+		sed 's/^/    /' "$logs/am-$(basename "$series").log"
+		git -C "$tree" am --abort >/dev/null 2>&1
+		return 1
+	fi
+	note "git am $(basename "$series"): clean, $n patches"
+}
+
+# bison_grammar FILE: "CONFLICTS WARNINGS" for a grammar: the conflicts
+# summed over its states, and the warnings bison prints for it as the
+# build runs it.
+bison_grammar()
+{
+	local d c w
+
+	d=$(mktemp -d)
+	w=$(bison -v -d -o "$d/p.c" "$1" 2>&1 | grep -c ': warning:')
+	c=$(sed -n 's/^State [0-9]* conflicts: //p' "$d/p.output" |
+		grep -oE '[0-9]+' | awk '{ n += $1 } END { print n + 0 }')
+	rm -rf "$d"
+	echo "$c $w"
+}
+
+# The compiler's warnings in a build log, one a line, without the tree's
+# path and line numbers; bison's own are counted by bison_grammar (a tree
+# may ship its parser already generated).
+warnings()
+{
+	grep -E ': warning:' "$1" | grep -vE '\.[ly]:' |
+		sed -e "s|$2/||g" -e 's/:[0-9]*:[0-9]*:/:/' | sort
+}
+
+build_libnftnl()
+{
+	local tree=$1 pfx=$2
+
+	cd "$tree" || exit 1
+	run "$logs/libnftnl-autogen.log" sh autogen.sh
+	run "$logs/libnftnl-configure.log" ./configure --prefix="$pfx" --disable-static
+	run "$logs/libnftnl-make.log" make -j"$JOBS"
+}
+
+# build_nft TREE LOGNAME CONFIGURE-ARGS...
+build_nft()
+{
+	local tree=$1 name=$2
+
+	shift 2
+	cd "$tree" || exit 1
+	run "$logs/$name-autogen.log" sh autogen.sh
+	run "$logs/$name-configure.log" ./configure "$@"
+	run "$logs/$name-make.log" make -j"$JOBS"
+}
+
+nft_configure_args()
+{
+	local pfx=$1
+
+	echo "--prefix=$pfx --sysconfdir=$pfx/etc --with-json --with-cli=editline"
+	[ "$man" = 1 ] || echo "--disable-man-doc"
+}
+
+prepare()
+{
+	local what
+
+	for what in "$LIBNFTNL_SRC" "$NFT_SRC"; do
+		if [ ! -e "$what" ]; then
+			skip_all "userspace: no upstream tree at $what (set LIBNFTNL_SRC=/NFT_SRC= to a tarball or checkout, or provide $UPSTREAM_DIR)"
+		fi
+	done
+	for what in autoconf automake libtoolize pkg-config bison flex; do
+		command -v "$what" >/dev/null ||
+			{ say "FAIL: $what not found: make deps"; exit 1; }
+	done
+	if [ -f "$UPSTREAM_DIR/SHA256SUMS" ] &&
+	   [ "$(dirname "$(readlink -f "$LIBNFTNL_SRC")")" = "$UPSTREAM_DIR" ]; then
+		if ! (cd "$UPSTREAM_DIR" && sha256sum --quiet -c SHA256SUMS) >"$logs/sha256.log" 2>&1; then
+			say "FAIL: checksums in $UPSTREAM_DIR:"
+			cat "$logs/sha256.log"
+			exit 1
+		fi
+		note "upstream trees: $UPSTREAM_DIR, SHA256SUMS ok"
+	else
+		note "upstream trees: $LIBNFTNL_SRC, $NFT_SRC"
+	fi
+
+	man=0
+	if command -v a2x >/dev/null && a2x --version >/dev/null 2>&1; then
+		man=1
+	fi
+}
+
+# ---------------------------------------------------------------------------
+install_mode()
+{
+	local p=${PREFIX:-/usr/local} d=$out/install lib rpath
+
+	mkdir -p "$logs"
+	prepare
+	say "install: building for prefix $p${DESTDIR:+ (DESTDIR $DESTDIR)}"
+	unpack "$LIBNFTNL_SRC" "$d/libnftnl" || { say "FAIL: unpacking $LIBNFTNL_SRC"; exit 1; }
+	unpack "$NFT_SRC" "$d/nftables" || { say "FAIL: unpacking $NFT_SRC"; exit 1; }
+	apply "$d/libnftnl" "$top/libnftnl-patch" || exit 1
+	apply "$d/nftables" "$top/nft-patch" || exit 1
+	build_libnftnl "$d/libnftnl" "$p"
+	run "$logs/install-libnftnl.log" make install
+	lib=$d/libnftnl
+	# nft links against the libnftnl just built, and finds the installed
+	# one at run time; outside the default library path through RUNPATH.
+	rpath=""
+	case $p in /usr|/usr/local) ;; *) rpath="-Wl,-rpath,$p/lib" ;; esac
+	# shellcheck disable=SC2046 # a list of arguments
+	LIBNFTNL_CFLAGS="-I$lib/include" LIBNFTNL_LIBS="-L$lib/src/.libs -lnftnl" \
+	LDFLAGS="$rpath" build_nft "$d/nftables" install-nft $(nft_configure_args "$p")
+	run "$logs/install-nft.log" make install
+	if [ -z "${DESTDIR:-}" ] && [ "$(id -u)" = 0 ]; then
+		ldconfig
+	fi
+	say "installed libnftnl and nft with the nft-tproxy series into ${DESTDIR:-}$p"
+	[ -n "${DESTDIR:-}" ] || "$p/sbin/nft" --version
+	exit 0
+}
+
+[ "${1:-}" != --install ] || install_mode
+[ $# -eq 0 ] || { sed -n 's/^#   //p' "$0" | head -n 3; exit 2; }
+
+# ---------------------------------------------------------------------------
+mkdir -p "$logs"
+prepare
+note "man pages: $([ "$man" = 1 ] && echo built || echo 'not built: a2x (asciidoc-base) missing, make deps')"
+
+say "unpacking and applying the series"
+unpack "$LIBNFTNL_SRC" "$out/libnftnl" || { say "FAIL: unpacking $LIBNFTNL_SRC"; exit 1; }
+unpack "$NFT_SRC" "$out/nftables" || { say "FAIL: unpacking $NFT_SRC"; exit 1; }
+unpack "$NFT_SRC" "$out/nftables-pristine" || { say "FAIL: unpacking $NFT_SRC"; exit 1; }
+apply "$out/libnftnl" "$top/libnftnl-patch" || { print_summary; exit 1; }
+apply "$out/nftables" "$top/nft-patch" || { print_summary; exit 1; }
+
+# Both series carry a verbatim copy of our uapi header.
+for t in libnftnl nftables; do
+	if ! cmp -s "$top/$HEADER" "$out/$t/include/linux/netfilter/nft_tproxy_ext.h"; then
+		fail "$t's copy of nft_tproxy_ext.h differs from $HEADER"
+	fi
+done
+[ "$failed" = 1 ] || note "nft_tproxy_ext.h: both series carry $HEADER verbatim"
+
+read -r before bwb <<<"$(bison_grammar "$out/nftables-pristine/src/parser_bison.y")"
+read -r after bwa <<<"$(bison_grammar "$out/nftables/src/parser_bison.y")"
+note "bison conflicts: before $before, after $after; bison warnings: before $bwb, after $bwa"
+[ "$after" -le "$before" ] || fail "bison: $((after - before)) new conflicts"
+[ "$bwa" -le "$bwb" ] || fail "bison: $((bwa - bwb)) new warnings"
+
+say "building libnftnl"
+rm -rf "$prefix"
+build_libnftnl "$out/libnftnl" "$prefix"
+run "$logs/libnftnl-install.log" make install
+note "libnftnl: built, $(grep -c ': warning:' "$logs/libnftnl-make.log") compiler warnings"
+
+export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
+say "building nft (patched, then pristine for the warning count)"
+# shellcheck disable=SC2046 # a list of arguments
+build_nft "$out/nftables" nft $(nft_configure_args "$prefix")
+run "$logs/nft-install.log" make install
+# shellcheck disable=SC2046
+build_nft "$out/nftables-pristine" nft-pristine $(nft_configure_args "$out/prefix-pristine")
+warnings "$logs/nft-pristine-make.log" "$out/nftables-pristine" >"$logs/warnings-before.txt"
+warnings "$logs/nft-make.log" "$out/nftables" >"$logs/warnings-after.txt"
+wb=$(wc -l <"$logs/warnings-before.txt")
+wa=$(wc -l <"$logs/warnings-after.txt")
+note "nft compiler warnings: pristine $wb, patched $wa"
+new=$(comm -13 "$logs/warnings-before.txt" "$logs/warnings-after.txt")
+if [ -n "$new" ] || [ "$wa" -gt "$wb" ]; then
+	fail "new warnings in the patched nft: ${new:-(count only)}"
+fi
+if [ "$man" = 1 ]; then
+	if grep -q 'DIVERT STATEMENT' "$out/nftables/doc/nft.8" &&
+	   grep -q '"divert"' "$out/nftables/doc/libnftables-json.5"; then
+		note "man pages: nft.8 and libnftables-json.5 built with the divert sections"
+	else
+		fail "man pages: the divert sections are missing from nft.8 or libnftables-json.5"
+	fi
+fi
+
+nft=$prefix/sbin/nft
+if ldd "$nft" | grep -q "libnftnl.so.* => $prefix/lib/"; then
+	note "$nft: $("$nft" --version), libnftnl from $prefix/lib (RUNPATH)"
+else
+	fail "$nft does not use $prefix/lib/libnftnl.so"
+fi
+
+say "libnftnl make check"
+cd "$out/libnftnl" || exit 1
+if make -j"$JOBS" check >"$logs/libnftnl-check.log" 2>&1; then
+	note "libnftnl make check: $(sed -n 's/^# \(PASS\|FAIL\|ERROR\): *//p' tests/test-suite.log 2>/dev/null |
+		paste -sd' ' | awk '{ printf "%s pass, %s fail, %s error", $1, $2, $3 }')"
+else
+	fail "libnftnl make check, see $logs/libnftnl-check.log:"
+	grep -E '^(FAIL|ERROR):' "$logs/libnftnl-check.log" | sed 's/^/    /'
+fi
+
+# nft's evaluation errors need no kernel support: a network namespace of
+# our own on this host.
+say "nft evaluation errors"
+eval_check()
+{
+	local want=$1 got
+
+	shift
+	got=$(unshare -n "$nft" -f - 2>&1 <<-EOF
+	table inet t {
+		chain pre { type filter hook prerouting priority -150; }
+		chain in { type filter hook input priority 0; }
+	}
+	table ip n {
+		chain c { type nat hook output priority 0; }
+	}
+	table bridge b {
+		chain c { type filter hook prerouting priority 0; }
+	}
+	$*
+	EOF
+	)
+	if grep -qF "$want" <<<"$got"; then
+		echo "ok: $* -> $want"
+	else
+		echo "not ok: $*: expected '$want', got: $got"
+		return 1
+	fi
+}
+if unshare -n true 2>/dev/null; then
+	if {
+		eval_check "needs a tproxy statement or a socket expression before it" \
+			"add rule inet t pre meta l4proto tcp divert"
+		eval_check "needs a tproxy statement or a socket expression before it" \
+			"add rule inet t pre meta l4proto tcp divert tproxy to :8080"
+		eval_check "only supported in the prerouting and output hooks, not in input" \
+			"add rule inet t in socket transparent 1 divert"
+		eval_check "divert is not supported in nat chains" "add rule ip n c divert"
+		eval_check "divert is only supported for IPv4/IPv6/INET" "add rule bridge b c divert"
+	} >"$logs/eval-errors.log"; then
+		note "nft evaluation errors: 5 of 5 as expected"
+	else
+		fail "nft evaluation errors: $(grep -c '^not ok' "$logs/eval-errors.log") wrong, see $logs/eval-errors.log"
+	fi
+	# "divert", the TPROXY recipe's usual chain name, is still a name.
+	if unshare -n "$nft" -f - >"$logs/divert-names.log" 2>&1 <<-'EOF'
+	table ip divert {
+		set divert { type ipv4_addr; }
+		counter divert { }
+		chain divert {
+			type filter hook prerouting priority -150;
+			iifname divert ip saddr @divert counter name divert jump divert2
+		}
+		chain divert2 { }
+	}
+	add chain ip divert divert3
+	add rule ip divert divert2 jump divert3
+	EOF
+	then
+		note "\"divert\" as a table, chain, set, counter and interface name: accepted"
+	else
+		fail "\"divert\" as a name, see $logs/divert-names.log"
+	fi
+else
+	note "SKIP: nft evaluation errors: cannot create a network namespace here"
+fi
+
+# ---------------------------------------------------------------------------
+# tests/py in a VM per kernel, against our modules.
+PY_BASE="inet/tproxy.t ip/tproxy.t ip6/tproxy.t inet/socket.t"
+PY_DIVERT="ip/divert.t ip/divert_output.t ip6/divert.t ip6/divert_output.t inet/divert.t inet/divert_output.t"
+
+# The guest: tests/py from a writable copy (the guest sees /work read-only
+# outside the result directory), one file a run; then the ENOENT hints
+# with our modules unloaded and the in-tree ones blocked.
+write_guest()
+{
+	local files=$1 dir=$2
+
+	cat >"$dir/py-guest.sh" <<-EOF
+	#!/bin/bash
+	set -u
+	tree=$out/nftables
+	nft=$nft
+	w=$dir
+	files="$files"
+	divert=$3
+	EOF
+	cat >>"$dir/py-guest.sh" <<-'EOF'
+	rm -rf "$w/py"
+	mkdir -p "$w/py/tests"
+	cp -a "$tree/tests/py" "$w/py/tests/py"
+	ln -s "$tree/py" "$w/py/py"
+	cd "$w/py/tests/py" || exit 1
+	rc=0
+	: >"$w/results.txt"
+	for f in $files; do
+		python3 ./nft-test.py -j -l "$tree/src/.libs/libnftables.so.1" "$f" \
+			>"$w/py-${f//\//_}.log" 2>&1
+		r=$?
+		# "ip/divert.t: 8 unit tests, 0 error, 0 warning"
+		l=$(grep -E "^$f: [0-9]+ unit tests, [0-9]+ error, [0-9]+ warning" \
+			"$w/py-${f//\//_}.log")
+		echo "py ${l:-$f: no result line}, rc $r" >>"$w/results.txt"
+		case $l in
+		*" 0 error, 0 warning") [ "$r" = 0 ] || rc=1 ;;
+		*) rc=1 ;;
+		esac
+	done
+
+	# What Debian's stock nft (1.0.6, libnftnl 1.2.4) lists for a rule
+	# with divert, loaded by the patched nft.
+	if [ "$divert" = 1 ] && [ -x /usr/sbin/nft ]; then
+		unshare -n sh -c "
+			\$0 add table inet t &&
+			\$0 add chain inet t out '{ type filter hook output priority 0; }' &&
+			\$0 add rule inet t out meta l4proto tcp ip daddr 198.51.100.0/24 divert accept &&
+			\$0 add rule inet t out counter &&
+			echo '--- patched nft list ruleset:' && \$0 list ruleset &&
+			echo '--- /usr/sbin/nft list ruleset:'; /usr/sbin/nft list ruleset; echo \"rc=\$?\"
+			echo '--- /usr/sbin/nft -j list ruleset:'; /usr/sbin/nft -j list ruleset; echo \"rc=\$?\"
+		" "$nft" >"$w/stock-nft.txt" 2>&1
+	fi
+
+	# A kernel without the modules: ours unloaded, the in-tree ones are
+	# blocked by vm-run. Each ENOENT must name the module.
+	sleep 1
+	for m in nft_tproxy nft_socket; do
+		for i in 1 2 3 4 5 6 7 8 9 10; do
+			grep -q "^$m " /proc/modules || break
+			rmmod "$m" 2>/dev/null || sleep 1
+		done
+	done
+	hint()
+	{
+		local name=$1 hook=$2 rule=$3 got
+
+		got=$(unshare -n sh -c "
+			\$0 add table ip t && \$0 add chain ip t c '{ type filter hook $hook priority 0; }' &&
+			\$0 add rule ip t c $rule" "$nft" 2>&1)
+		if printf '%s\n' "$got" | grep -q "^$name needs kernel module"; then
+			echo "hint ok: $rule"
+		else
+			echo "hint not ok: $rule: $got"
+			return 1
+		fi
+	}
+	if grep -qE '^nft_(tproxy|socket) ' /proc/modules; then
+		echo "hint not ok: our modules could not be unloaded" >>"$w/results.txt"
+		rc=1
+	else
+		{
+			hint tproxy prerouting "meta l4proto tcp tproxy to :8080" || rc=1
+			hint socket prerouting "socket transparent 1 accept" || rc=1
+			hint divert output "meta l4proto tcp divert" || rc=1
+		} >>"$w/results.txt" 2>&1
+		{ echo '--- ENOENT for tproxy, as printed:'; unshare -n sh -c "
+			\$0 add table ip t && \$0 add chain ip t c '{ type filter hook prerouting priority -150; }' &&
+			\$0 add rule ip t c meta l4proto tcp tproxy to :8080" "$nft"; } >"$w/hint-example.txt" 2>&1
+	fi
+	exit "$rc"
+	EOF
+}
+
+if [ "${USERSPACE_VM:-1}" = 0 ]; then
+	note "SKIP: tests/py: USERSPACE_VM=0"
+	skipped=1
+elif ! command -v vng >/dev/null; then
+	note "SKIP: tests/py: virtme-ng (vng) not installed: make deps"
+	skipped=1
+elif ! kvers=${KVERS:-$("$top/scripts/kernels.sh")} || [ -z "$kvers" ]; then
+	note "SKIP: tests/py: no kernel to boot (scripts/kernels.sh): make deps"
+	skipped=1
+else
+	for k in $kvers; do
+		say "tests/py on $k"
+		if [ ! -r "$top/build/$k/kernel/nft_tproxy.ko" ] ||
+		   [ ! -r "$top/build/$k/kernel/nft_socket.ko" ]; then
+			if ! make -s -C "$top" KVER="$k" modules >"$logs/modules-$k.log" 2>&1; then
+				fail "$k: building our modules, see $logs/modules-$k.log"
+				continue
+			fi
+		fi
+		files=$PY_BASE
+		divert=0
+		if ls "$top"/kernel/*.c >/dev/null 2>&1 && grep -lq divert "$top"/kernel/*.c &&
+		   grep -q divert "$top/build/$k/kernel/nft_tproxy.ko"; then
+			files="$files $PY_DIVERT"
+			divert=1
+		else
+			note "$k: our nft_tproxy.ko has no divert yet: divert tests/py files not run"
+		fi
+		vmdir=$out/vm/$k
+		rm -rf "$vmdir"
+		mkdir -p "$vmdir"
+		write_guest "$files" "$vmdir" "$divert"
+		"$top/scripts/vm-run.sh" --out "$vmdir" --exec "bash $vmdir/py-guest.sh" "$k" \
+			>"$logs/vm-$k.log" 2>&1
+		vrc=$?
+		if [ -s "$vmdir/results.txt" ]; then
+			while read -r l; do
+				note "$k: $l"
+			done <"$vmdir/results.txt"
+		fi
+		grep -q 'not ok\|error, [1-9]\|warning, [1-9]\|no result line\|rc [1-9]' \
+			"$vmdir/results.txt" 2>/dev/null && failed=1
+		if [ "$vrc" != 0 ]; then
+			fail "$k: VM run failed (rc $vrc), see $logs/vm-$k.log:"
+			grep '^vm-run: FAIL' "$logs/vm-$k.log" | sed 's/^/    /'
+		fi
+		if [ -s "$vmdir/stock-nft.txt" ]; then
+			note "$k: stock nft listing of a divert rule: $vmdir/stock-nft.txt"
+		fi
+	done
+fi
+
+print_summary
+if [ -s "$out/vm/${kvers%%[[:space:]]*}/stock-nft.txt" ] 2>/dev/null; then
+	echo
+	echo "userspace: what Debian's nft lists for a rule with divert (${kvers%%[[:space:]]*}):"
+	sed 's/^/    /' "$out/vm/${kvers%%[[:space:]]*}/stock-nft.txt"
+fi
+if [ "$failed" = 1 ]; then
+	echo "userspace: FAILED"
+	exit 1
+fi
+if [ "$skipped" = 1 ]; then
+	echo "SKIP: userspace: built and checked, tests/py not run (see above)"
+	exit "$KSFT_SKIP"
+fi
+echo "userspace: all passed"
+exit 0
