@@ -29,6 +29,12 @@
 #
 # Exit: 0 all passed, 1 a failure, 4 (kselftest skip) when the upstream
 # trees are absent or the VM part could not run; every skip says why.
+#
+# To change a series: after a run, build/userspace/libnftnl and
+# build/userspace/nftables are git trees, the release tree as first commit
+# and a commit a patch; edit, commit (DEP-3 fields above Signed-off-by),
+# then in that tree: git format-patch --zero-commit --no-signature
+# -o <repo>/nft-patch (or libnftnl-patch) $(git rev-list --max-parents=0 HEAD)..
 
 set -u
 
