@@ -10,7 +10,7 @@
 # counting (ICOUNT_TESTS).
 #
 # Last line: "N passed, N failed, N skipped" over every test of every run,
-# lint and the documentation build counting as one test each.
+# lint, the documentation build and make userspace counting as one test each.
 
 set -u
 
@@ -46,9 +46,26 @@ else
 	fail=$((fail + 1))
 fi
 
+# make userspace: the patched nft that the extensions' tests use, its unit
+# tests and tests/py in a VM per kernel (which needs our modules built).
+# Exit 4 (the upstream trees are absent) counts as a skip: the extensions'
+# tests then skip too, saying why.
+mkdir -p build
+echo "check: make userspace (libnftnl and nft with our series; tests/py in VMs)"
+for k in $kernels; do
+	build_modules "$k" >/dev/null 2>&1 || true	# a failure shows in its lane
+done
+scripts/userspace.sh >build/userspace.log 2>&1
+rc=$?
+sed -n '/^userspace: summary/,$p' build/userspace.log
+case $rc in
+0) pass=$((pass + 1)) ;;
+4) skip=$((skip + 1)) ;;
+*) fail=$((fail + 1)); echo "check: FAIL: make userspace (build/userspace.log)" ;;
+esac
+
 # The kernels run side by side, one vCPU each: the tests mostly wait on the
 # network and on timers, so two guests share the two cores well.
-mkdir -p build
 if ! { make -s -C selftests && make -s -C proxy; } >build/selftests-build.log 2>&1; then
 	echo "check: FAIL: building the selftest helpers:"
 	cat build/selftests-build.log

@@ -71,15 +71,15 @@ from()
 	local ns=$1 proto=$2 f=$3 seen=$4 who=$5 z src n0 n1 out
 
 	eval "z=\$SERVER_IP$f"
-	n0=$(grep -c 'client=' "$gw.relay.log")
+	n0=$(grep -c "^$proto client=" "$gw.relay.log")
 	out=$(client=$ns ask "$proto" "$z" "$SERVICE_PORT")
-	n1=$(grep -c 'client=' "$gw.relay.log")
+	n1=$(grep -c "^$proto client=" "$gw.relay.log")
 	if grep -qx "server peer=$(addr_re "$seen"):[0-9]* orig=.* line=one" <<<"$out"; then
 		log_pass "$proto ipv$f $who: Z answers through the proxy and sees $seen"
 	else
 		log_fail "$proto ipv$f $who: Z answers through the proxy and sees $seen: got '${out//$'\n'/ | }'"
 	fi
-	src=$(grep 'client=' "$gw.relay.log" | tail -n 1)
+	src=$(grep "^$proto client=" "$gw.relay.log" | tail -n 1)
 	if [ $((n1 - n0)) -eq 1 ] &&
 	   grep -q "orig=$(addr_re "$z"):$SERVICE_PORT " <<<"$src"; then
 		log_pass "$proto ipv$f $who: the proxy logged it once, for $z:$SERVICE_PORT"
@@ -104,7 +104,7 @@ for proto in tcp udp; do
 	done
 	# Z saw one connection per request (4), not one per loop of the
 	# proxy's own connection through itself.
-	n=$(grep -c 'client=' "$gw.relay.log")
+	n=$(grep -c "^$proto client=" "$gw.relay.log")
 	if [ "$n" -eq 4 ]; then
 		log_pass "$proto: 4 requests, 4 proxied connections: the proxy's own are not diverted"
 	else

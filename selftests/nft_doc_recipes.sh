@@ -396,7 +396,7 @@ check_divert-gateway()
 	nft_in "$gw" <<EOF
 table inet tracking {
 	chain prerouting {
-		type filter hook prerouting priority raw + 1; policy accept;
+		type filter hook prerouting priority filter; policy accept;
 		ct state new counter
 	}
 }
@@ -439,9 +439,10 @@ grows()
 	fi
 }
 
+# In a subshell: talk writes to a client that a reset may have ended.
 quiet_talk()
 {
-	talk "$client" tcp "$SERVER_IP4" >/dev/null
+	(talk "$client" tcp "$SERVER_IP4") >/dev/null 2>&1
 }
 
 check_stats()

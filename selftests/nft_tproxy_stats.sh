@@ -117,7 +117,7 @@ table inet stats {
 		udp dport 7006 tproxy ip to :8006
 		udp dport 7007 tproxy ip to :8003
 		udp dport 7008 tproxy ip to :8003 divert
-		tcp dport 7009 tproxy ip to :8009
+		tcp dport 7009 tproxy ip to :8009 divert
 	}
 	chain out {
 		type filter hook output priority mangle; policy accept;

@@ -46,7 +46,7 @@ on_exit load_ours
 setup_topology || exit "$ksft_fail"
 # shellcheck disable=SC2154 # set by setup_topology
 tproxy_routing "$gw" 4
-ip netns exec "$gw" "$ECHO" -6 -t tproxy -p 8080 2>/dev/null &
+ip netns exec "$gw" "$ECHO" -6 -t tproxy -p 8080 >/dev/null 2>&1 &
 busywait "$BUSYWAIT_TIMEOUT" listener_ready "$gw" 8080 tcp ||
 	{ log_fail "tproxy_echo listens on the gateway"; exit "$ret"; }
 
@@ -95,7 +95,7 @@ looped()
 {
 	local names vals i n=0
 
-	echo x | ip netns exec "$gw" timeout 5 socat -t 2 - \
+	echo x | ip netns exec "$gw" timeout 5 socat -t 0.5 - \
 		"UDP4:$SERVER_IP4:80" 2>/dev/null | grep -q '^tproxy ' || return 1
 	{
 		read -r -a names
@@ -112,7 +112,7 @@ add=add_rules extra=true
 if [ -x "$NFT_PATCHED" ]; then
 	add=add_divert_rules extra=looped
 	kind="divert in prerouting and output, statistics"
-	ip netns exec "$gw" "$ECHO" -6 -u -t tproxy -p 8080 2>/dev/null &
+	ip netns exec "$gw" "$ECHO" -6 -u -t tproxy -p 8080 >/dev/null 2>&1 &
 	busywait "$BUSYWAIT_TIMEOUT" listener_ready "$gw" 8080 udp ||
 		{ log_fail "tproxy_echo listens for UDP on the gateway"; exit "$ret"; }
 else
