@@ -147,6 +147,16 @@ if ! { make -s -C selftests && make -s -C proxy; } >build/selftests-build.log 2>
 	cat build/selftests-build.log
 fi
 
+# The extensions' tests need the patched nft: build it (make userspace
+# without its VMs; tests/py run in make check).  Without the upstream trees
+# those tests skip, saying why.
+USERSPACE_VM=0 scripts/userspace.sh >build/userspace-matrix.log 2>&1 </dev/null
+if [ -x build/userspace/prefix/sbin/nft ]; then
+	echo "matrix: the patched nft is built (build/userspace-matrix.log)"
+else
+	echo "matrix: no patched nft, the extensions' tests will skip: $(grep -m1 'SKIP\|FAIL' build/userspace-matrix.log)"
+fi
+
 # Two kernels at a time, one vCPU each, longest runs first.
 export VM_RUN_CPUS=${VM_RUN_CPUS:-1}
 running=0
