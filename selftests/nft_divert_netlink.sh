@@ -11,7 +11,8 @@
 #
 # Against ours: prerouting and output of the ip, ip6 and inet families take
 # it, with or without its flags attribute; any other hook, a jump from one,
-# another family and any flag bit are refused with EOPNOTSUPP; the dump
+# a nat chain (which sees only a flow's first packet), another family and
+# any flag bit are refused with EOPNOTSUPP; the dump
 # carries no attribute when no flag is set.  Against the kernel's own
 # modules (NFT_TPROXY_MODE=intree), which have no divert: every one of the
 # same messages gets ENOENT, so no rule is ever accepted without it.
@@ -47,7 +48,10 @@ ip output|OK|-f ip -H output divert flags=0
 ip6 output|OK|-f ip6 -H output divert nodata
 jump from prerouting|OK|-f inet -H none -j prerouting divert nodata
 jump from output|OK|-f ip -H none -j output divert nodata
+output route chain|OK|-f ip -H output -T route divert nodata
 regular chain, no jump yet|OK|-f inet -H none divert nodata
+nat chain in prerouting|EOPNOTSUPP|-f ip -T nat -p -100 divert nodata
+nat chain in output|EOPNOTSUPP|-f ip6 -H output -T nat -p -100 divert nodata
 flag bit 0|EOPNOTSUPP|-f inet divert flags=1
 flag bit 31|EOPNOTSUPP|-f inet divert flags=0x80000000
 flags of the wrong size|ERANGE/EINVAL|-f inet divert 1=u8:0
@@ -60,6 +64,10 @@ bridge table|EOPNOTSUPP|-f bridge divert nodata
 netdev table|EOPNOTSUPP|-f netdev -H none divert nodata
 arp table|EOPNOTSUPP|-f arp -H input divert nodata
 CASES
+
+# The nat chains above are refused for divert, not for being nat chains.
+abi_raw_case "$ns" "a nat chain with a counter instead (control)" OK "" \
+	-f ip -T nat -p -100 counter nodata
 
 # A kernel without divert, as the patched nft reports it: the kernel's
 # ENOENT, and the line that names what provides the expression.

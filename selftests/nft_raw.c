@@ -92,6 +92,7 @@ struct opts {
 	const char *family_name;
 	uint8_t family;
 	const char *hook_name;
+	const char *chain_type;		/* of the base chains */
 	bool base;			/* tested chain is a base chain */
 	uint32_t hook;
 	int32_t prio;
@@ -149,6 +150,7 @@ static void usage(FILE *f)
 		"  -k, --keep          keep the table after success\n"
 		"  -d, --dump          dump the rule back after success\n"
 		"  -t, --table NAME    table name (default nftraw)\n"
+		"  -T, --type TYPE     base chain type: filter (default), nat, route\n"
 		"  -q                  print nothing on success\n"
 		"  -v                  trace every acknowledgment on stderr\n"
 		"ATTR: NUM=u8:V NUM=u16:V NUM=u32:V NUM=u64:V NUM=hex:BYTES NUM=empty\n"
@@ -570,7 +572,7 @@ static void add_chain(struct batch *b, const struct opts *o,
 		put_be32(b, nlh, NFTA_HOOK_HOOKNUM, hook);
 		put_be32(b, nlh, NFTA_HOOK_PRIORITY, (uint32_t)o->prio);
 		nest_end(b, nlh, nest);
-		put_str(b, nlh, NFTA_CHAIN_TYPE, "filter");
+		put_str(b, nlh, NFTA_CHAIN_TYPE, o->chain_type);
 	}
 	msg_end(b, nlh);
 }
@@ -1045,6 +1047,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{ "keep", no_argument, NULL, 'k' },
 		{ "dump", no_argument, NULL, 'd' },
 		{ "table", required_argument, NULL, 't' },
+		{ "type", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1057,13 +1060,14 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	o->hook_name = "prerouting";
 	o->prio = -150;
 	o->table = "nftraw";
+	o->chain_type = "filter";
 	o->imm = calloc(argc, sizeof(*o->imm));
 	o->attr = calloc(argc, sizeof(*o->attr));
 	if (!o->imm || !o->attr)
 		die_usage("out of memory");
 	atexit(free_opts);
 
-	while ((c = getopt_long(argc, argv, "f:H:p:i:j:kdt:qvh", lopts,
+	while ((c = getopt_long(argc, argv, "f:H:p:i:j:kdt:T:qvh", lopts,
 				NULL)) != -1) {
 		switch (c) {
 		case 'f':
@@ -1091,6 +1095,9 @@ static void parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case 't':
 			o->table = optarg;
+			break;
+		case 'T':
+			o->chain_type = optarg;
 			break;
 		case 'q':
 			o->quiet = true;
