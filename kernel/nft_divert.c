@@ -35,8 +35,13 @@
 
 struct nft_divert {
 	u32	flags;
-	u8	family;		/* for defrag: NFPROTO_UNSPEC is both */
 };
+
+/* The families to reassemble for a table's: NFPROTO_UNSPEC is both. */
+static u8 nft_divert_defrag_family(u8 table_family)
+{
+	return table_family == NFPROTO_INET ? NFPROTO_UNSPEC : table_family;
+}
 
 /*
  * The transparent socket of the packet's own established flow, referenced,
@@ -287,15 +292,10 @@ static int nft_divert_init(const struct nft_ctx *ctx,
 
 	switch (ctx->family) {
 	case NFPROTO_IPV4:
-		priv->family = NFPROTO_IPV4;
-		break;
 #if IS_ENABLED(CONFIG_NF_TABLES_IPV6)
 	case NFPROTO_IPV6:
-		priv->family = NFPROTO_IPV6;
-		break;
 #endif
 	case NFPROTO_INET:
-		priv->family = NFPROTO_UNSPEC;
 		break;
 	default:
 		return -EOPNOTSUPP;
@@ -306,15 +306,15 @@ static int nft_divert_init(const struct nft_ctx *ctx,
 	 * so fragments are reassembled first, as for tproxy.  Last: nothing
 	 * can fail after it.
 	 */
-	return nft_tproxy_defrag_enable(ctx->net, priv->family);
+	return nft_tproxy_defrag_enable(ctx->net,
+					nft_divert_defrag_family(ctx->family));
 }
 
 static void nft_divert_destroy(const struct nft_ctx *ctx,
 			       const struct nft_expr *expr)
 {
-	const struct nft_divert *priv = nft_expr_priv(expr);
-
-	nft_tproxy_defrag_disable(ctx->net, priv->family);
+	nft_tproxy_defrag_disable(ctx->net,
+				  nft_divert_defrag_family(ctx->family));
 }
 
 static int nft_divert_dump(struct sk_buff *skb,

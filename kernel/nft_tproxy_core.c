@@ -86,29 +86,33 @@ static void nft_tproxy_twsk_deschedule_put(struct inet_timewait_sock *tw)
 	local_bh_enable();
 }
 
-/*
- * Consumes @sk's reference when the socket is not transparent, and counts
- * the outcome: a miss when not transparent, else the kind of hit (@hit).
- */
-static bool nft_tproxy_sk_transparent(struct net *net, struct sock *sk,
-				      enum nft_tproxy_stat hit)
-{
-	if (inet_sk_transparent(sk)) {
-		nft_tproxy_stat_inc(net, hit);
-		return true;
-	}
-
-	nft_tproxy_stat_inc(net, NFT_TPROXY_STAT_NOT_TRANSPARENT);
-	sock_gen_put(sk);
-	return false;
-}
-
 /* Consumes @sk's reference: the skb keeps it until it is freed. */
 void nft_tproxy_assign_sock(struct sk_buff *skb, struct sock *sk)
 {
 	skb_orphan(skb);
 	skb->sk = sk;
 	skb->destructor = sock_edemux;
+}
+
+/*
+ * The end of a lookup: assigns @sk to the packet if it is transparent, else
+ * puts it, and counts the outcome (@hit: which kind of socket it was).
+ */
+static bool nft_tproxy_take(struct net *net, struct sk_buff *skb,
+			    struct sock *sk, enum nft_tproxy_stat hit)
+{
+	if (!sk) {
+		nft_tproxy_stat_inc(net, NFT_TPROXY_STAT_NO_SOCKET);
+		return false;
+	}
+	if (!inet_sk_transparent(sk)) {
+		nft_tproxy_stat_inc(net, NFT_TPROXY_STAT_NOT_TRANSPARENT);
+		sock_gen_put(sk);
+		return false;
+	}
+	nft_tproxy_stat_inc(net, hit);
+	nft_tproxy_assign_sock(skb, sk);
+	return true;
 }
 
 struct sock *nft_tproxy_get_sock_v4(struct net *net, struct sk_buff *skb,
@@ -232,12 +236,8 @@ static void nft_tproxy_eval_v4(const struct nft_expr *expr,
 		hit = NFT_TPROXY_STAT_LISTENER;
 	}
 
-	if (!sk) {
-		nft_tproxy_stat_inc(nft_net(pkt), NFT_TPROXY_STAT_NO_SOCKET);
-	} else if (nft_tproxy_sk_transparent(nft_net(pkt), sk, hit)) {
-		nft_tproxy_assign_sock(skb, sk);
+	if (nft_tproxy_take(nft_net(pkt), skb, sk, hit))
 		return;
-	}
 out_break:
 	regs->verdict.code = NFT_BREAK;
 }
@@ -375,12 +375,8 @@ static void nft_tproxy_eval_v6(const struct nft_expr *expr,
 		hit = NFT_TPROXY_STAT_LISTENER;
 	}
 
-	if (!sk) {
-		nft_tproxy_stat_inc(nft_net(pkt), NFT_TPROXY_STAT_NO_SOCKET);
-	} else if (nft_tproxy_sk_transparent(nft_net(pkt), sk, hit)) {
-		nft_tproxy_assign_sock(skb, sk);
+	if (nft_tproxy_take(nft_net(pkt), skb, sk, hit))
 		return;
-	}
 out_break:
 	regs->verdict.code = NFT_BREAK;
 }
