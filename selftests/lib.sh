@@ -357,19 +357,24 @@ tproxy_routing()
 	fi
 }
 
-# tproxy_divert NS PROTO PORT TO: the prerouting half of the recipe in NS,
-# table inet proxy: packets of established transparent PROTO flows, and new
-# PROTO flows to PORT diverted to the transparent listener on port TO, get
-# mark 1 (for tproxy_routing).
+# tproxy_divert NS PROTO PORT TO [DELIVERY]: the prerouting half of the
+# recipe in NS, table inet proxy: packets of established transparent PROTO
+# flows, and new PROTO flows to PORT diverted to the transparent listener on
+# port TO, get DELIVERY: "meta mark set 1" (the default, for
+# tproxy_routing), "divert" (the extension, loaded with the patched nft) or
+# "" (nothing).
 tproxy_divert()
 {
-	ip netns exec "$1" nft -f - <<EOF
+	local delivery=${5-meta mark set 1} nft=nft
+
+	[[ $delivery != *divert* ]] || nft=$NFT_PATCHED
+	ip netns exec "$1" "$nft" -f - <<EOF
 table inet proxy {
 	chain divert {
 		type filter hook prerouting priority mangle; policy accept;
-		meta l4proto $2 socket transparent 1 meta mark set 1 accept
-		meta l4proto $2 th dport $3 tproxy ip to :$4 meta mark set 1 accept
-		meta l4proto $2 th dport $3 tproxy ip6 to :$4 meta mark set 1 accept
+		meta l4proto $2 socket transparent 1 $delivery accept
+		meta l4proto $2 th dport $3 tproxy ip to :$4 $delivery accept
+		meta l4proto $2 th dport $3 tproxy ip6 to :$4 $delivery accept
 	}
 }
 EOF

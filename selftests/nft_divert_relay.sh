@@ -17,8 +17,9 @@
 #
 # and X's policy routing left as a new namespace has it.  Then the control:
 # the same rules without divert.  The diverted connections (-t) then never
-# reach the proxy, and Z's answers to Y's address (-T) are forwarded to Y
-# instead of being delivered to the proxy's upstream socket: no answer.
+# reach the proxy, and Z's answers to Y's address (-T) reach X but are
+# routed to be forwarded, not delivered to the proxy's upstream socket (the
+# forwarding path drops a packet that carries a socket): no answer.
 
 source "$(dirname "$(readlink -f "$0")")/lib.sh"
 # shellcheck source=relay_scenarios.sh
@@ -46,21 +47,43 @@ no_policy_routing()
 	fi
 }
 
+# The packets from Z's service port that reached X for an address not X's.
+from_z()
+{
+	ip netns exec "$gw" nft list chain inet watch prerouting |
+		awk '/counter packets/ { print $(NF - 2) }'
+}
+
 # control PROTO: the divert ruleset without divert.
 control()
 {
-	local proto=$1 f x z out
+	local proto=$1 f x z out n0 n1
 
 	RELAY_DELIVERY=none relay_setup "$proto"
+	nft_in "$gw" <<EOF
+table inet watch {
+	chain prerouting {
+		type filter hook prerouting priority filter; policy accept;
+		meta l4proto $proto th sport $SERVICE_PORT fib daddr type != local counter
+	}
+}
+EOF
 	for f in 4 6; do
 		eval "x=\$GW_CLIENT_IP$f z=\$SERVER_IP$f"
 
 		relay_start "$proto" -T -d "$(bracket "$z"):$SERVICE_PORT"
+		n0=$(from_z)
 		out=$(ask "$proto" "$x" "$RELAY_PORT")
+		n1=$(from_z)
+		# Y's request is addressed to X and reaches the proxy, which
+		# connects to Z from Y's address; Z's answer reaches X,
+		# addressed to Y, and is routed past the proxy.
 		if grep -q '^server ' <<<"$out"; then
 			log_fail "$proto ipv$f without divert, -T: Z's answer still reaches the proxy"
+		elif [ "$n1" -le "$n0" ]; then
+			log_fail "$proto ipv$f without divert, -T: no answer of Z reached X"
 		else
-			log_pass "$proto ipv$f without divert, -T: Z's answer to Y's address does not reach the proxy"
+			log_pass "$proto ipv$f without divert, -T: Z's answer to Y's address reaches X ($((n1 - n0)) packets) but not the proxy"
 		fi
 		relay_stop
 
@@ -68,7 +91,7 @@ control()
 			# shellcheck disable=SC2086 # two options
 			relay_start "$proto" $opts
 			out=$(ask "$proto" "$z" "$SERVICE_PORT")
-			if grep -q '^server ' <<<"$out" || grep -q 'client=' "$gw.relay.log"; then
+			if grep -q '^server ' <<<"$out" || grep -q "^$proto client=" "$gw.relay.log"; then
 				log_fail "$proto ipv$f without divert, $opts: the connection reaches the proxy"
 			else
 				log_pass "$proto ipv$f without divert, $opts: nothing reaches the proxy"

@@ -67,13 +67,9 @@ EOF
 # routing of tproxy_routing above is simply not used).
 add_divert_rules()
 {
+	tproxy_divert "$gw" "{ tcp, udp }" 80 8080 divert &&
 	nftp "$gw" -f - <<EOF
 table inet proxy {
-	chain divert {
-		type filter hook prerouting priority mangle; policy accept;
-		meta l4proto tcp socket transparent 1 divert accept
-		meta l4proto { tcp, udp } th dport 80 tproxy ip to :8080 divert accept
-	}
 	chain output {
 		type filter hook output priority mangle; policy accept;
 		udp dport 80 divert

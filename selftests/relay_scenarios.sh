@@ -64,26 +64,10 @@ relay_rules()
 		tproxy_routing "$gw" &&
 		tproxy_divert "$gw" "$1" "$SERVICE_PORT" "$RELAY_PORT" ;;
 	divert)
-		divert_rules "$gw" "$1" divert ;;
+		tproxy_divert "$gw" "$1" "$SERVICE_PORT" "$RELAY_PORT" divert ;;
 	none)
-		divert_rules "$gw" "$1" "" ;;
+		tproxy_divert "$gw" "$1" "$SERVICE_PORT" "$RELAY_PORT" "" ;;
 	esac
-}
-
-# divert_rules NS PROTO STMT: the gateway's rules with STMT ("divert" or
-# nothing) where the recipe sets the mark.
-divert_rules()
-{
-	nftp "$1" -f - <<EOF
-table inet proxy {
-	chain divert {
-		type filter hook prerouting priority mangle; policy accept;
-		meta l4proto $2 socket transparent 1 $3 accept
-		meta l4proto $2 th dport $SERVICE_PORT tproxy ip to :$RELAY_PORT $3 accept
-		meta l4proto $2 th dport $SERVICE_PORT tproxy ip6 to :$RELAY_PORT $3 accept
-	}
-}
-EOF
 }
 
 # relay_start PROTO [tproxy-relay options]: one dual-stack relay on X.
