@@ -15,6 +15,8 @@
 #   make userspace                        libnftnl and nft with our patch series:
 #                                         build, unit tests, tests/py in VMs
 #   make userspace-install [PREFIX=/usr/local]  install them (DESTDIR honoured)
+#   make bench [KVER=<release>]           what interception costs, every variant
+#                                         side by side (build/bench/results.md)
 #   make help
 
 TOP := $(CURDIR)
@@ -115,6 +117,9 @@ userspace:
 userspace-install:
 	@$(TOP)/scripts/userspace.sh --install
 
+bench:
+	@$(TOP)/scripts/bench.sh $(if $(filter command line,$(origin KVER)),$(KVER))
+
 demo:
 	@$(TOP)/scripts/demo.sh $(if $(filter command line,$(origin KVER)),$(KVER))
 
@@ -123,8 +128,8 @@ clean:
 	$(MAKE) -C $(TOP)/selftests clean
 
 help:
-	@sed -n '3,19p' $(TOP)/Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,21p' $(TOP)/Makefile | sed 's/^# \{0,1\}//'
 
 .PHONY: all kdir-check links modules modules-check install uninstall deps \
 	lint check vm-test matrix docs version demo clean help userspace \
-	userspace-install
+	userspace-install bench

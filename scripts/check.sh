@@ -78,6 +78,17 @@ for k in $kernels; do
 	collect "$k"
 done
 
+# The bench's smoke: one workload, one round, every variant, both kernels;
+# the full make bench is not part of CI.
+echo "check: make bench smoke (new connections, one round, every variant)"
+# shellcheck disable=SC2086	# one argument per kernel
+if scripts/bench.sh --smoke $kernels >build/bench-smoke.log 2>&1; then
+	pass=$((pass + 1))
+else
+	fail=$((fail + 1))
+fi
+grep -E '^bench(-report)?: ' build/bench-smoke.log
+
 echo "check: done in $(( $(date +%s) - start )) s"
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]

@@ -98,6 +98,30 @@ ensure_trixie_pin() {
 	fi
 }
 
+# --- bookworm non-free, for netperf only -----------------------------------
+# netperf is in bookworm's non-free component (trixie's main has a build for
+# glibc 2.38, which bookworm cannot take).  Nothing else is installed from
+# there: apt takes a package from non-free only when it is asked for by name.
+ensure_nonfree() {
+	local src=/etc/apt/sources.list.d/nft-tproxy-nonfree.sources
+
+	if grep -rqsE '^(deb .*bookworm .*non-free|Components:.*non-free)' \
+	   /etc/apt/sources.list /etc/apt/sources.list.d/; then
+		return 0
+	fi
+	[ "$CHECK_ONLY" -eq 1 ] && { log "missing: bookworm non-free apt source (netperf)"; return 1; }
+	cat >"$src" <<-EOF
+	Types: deb
+	URIs: http://deb.debian.org/debian
+	Suites: bookworm
+	Components: non-free
+	Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+	EOF
+	log "added $src (netperf)"
+	apt_updated=0
+	apt_update
+}
+
 # --- packages -------------------------------------------------------------
 PKGS="qemu-system-x86 kmod nftables iproute2 socat iputils-ping sparse
 shellcheck libmnl-dev pkg-config gcc make bc flex bison libelf-dev xz-utils
@@ -106,6 +130,9 @@ busybox-static procps psmisc python3 file valgrind python3-sphinx iptables"
 # pages (a2x, without recommends: no TeX) and nft's tests/py.
 PKGS="$PKGS autoconf automake libtool libgmp-dev libedit-dev libjansson-dev
 asciidoc-base docbook-xsl xsltproc python3-jsonschema"
+# make bench: netperf (bookworm's non-free component, see ensure_nonfree),
+# gnuplot for the charts.
+PKGS="$PKGS netperf gnuplot-nox"
 # make matrix: chroots of other Debian releases, a kernel built from source.
 MATRIX_PKGS="debootstrap libssl-dev cpio"
 [ "$MATRIX" -eq 0 ] || PKGS="$PKGS $MATRIX_PKGS"
@@ -133,6 +160,7 @@ if [ "$CHECK_ONLY" -eq 0 ] &&
 	apt_update
 fi
 ensure_trixie_pin
+ensure_nonfree
 
 kp=$(kernel_pkgs)
 for p in $PKGS $kp; do
