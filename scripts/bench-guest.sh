@@ -468,8 +468,14 @@ if [ "$have_divert" = 0 ]; then
 	echo "skip F $divert_why" >>"$raw"
 	say "SKIP: variant F: $divert_why"
 fi
-modprobe -a nf_tables nf_conntrack nf_nat nf_defrag_ipv4 nf_defrag_ipv6 iptable_mangle 2>>"$log"
-sysctl -qw net.netfilter.nf_conntrack_max=262144 2>>"$log"
+{
+	# No khugepaged scans or compaction in the middle of a window.
+	for f in enabled defrag; do
+		echo never >"/sys/kernel/mm/transparent_hugepage/$f"
+	done
+	modprobe -a nf_tables nf_conntrack nf_nat nf_defrag_ipv4 nf_defrag_ipv6 iptable_mangle
+	sysctl -qw net.netfilter.nf_conntrack_max=262144
+} 2>>"$log"
 
 {
 	echo "kernel $(uname -r)"
