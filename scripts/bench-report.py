@@ -39,6 +39,8 @@ VARIANT_TEXT = {
     "B+ct": "B with conntrack active",
     "E+ct": "E with conntrack active",
 }
+# Variants whose rules need conntrack in the gateway.
+EXPECT_CT = {"D", "B+ct", "E+ct"}
 EXPECT_MODULE = {"B": "intree", "B+ct": "intree", "C": "xt_TPROXY+",
                  "E": "ours", "E+ct": "ours", "F": "ours"}
 
@@ -139,6 +141,15 @@ def ratios(groups):
     return r
 
 
+def conntrack(res, phase, v):
+    """yes/no from the gateway's hook list; where the kernel lists no
+    hooks (Debian's 6.1 has no nfnetlink_hook), from the ruleset, marked."""
+    hooks = res["hooks"].get(f"{phase}|{v}", "")
+    if hooks.strip():
+        return res["meta"].get(f"{phase}|{v}", {}).get("conntrack", "?")
+    return ("yes" if v in EXPECT_CT else "no") + " (ruleset; no hook list)"
+
+
 def fmt(x, d=3):
     return "n/a" if x is None else f"{x:.{d}f}"
 
@@ -169,7 +180,7 @@ def kernel_md(k, res):
                 continue
             cells.append(f" {fmt(r.get(f'main/{w}/{v}:A'))} "
                          f"({gg['median']:.3f} {gg['unit']}, CV {gg['cv']:.2f} %) |")
-        out.append(f"| {v}: {VARIANT_TEXT[v]} | {m.get('conntrack', '?')} | "
+        out.append(f"| {v}: {VARIANT_TEXT[v]} | {conntrack(res, 'main', v)} | "
                    f"{m.get('module', '?')} |" + "".join(cells))
     for v, why in res["skipped"].items():
         out.append(f"| {v}: {VARIANT_TEXT.get(v, v)} | | | SKIP: {why} |")
@@ -391,6 +402,11 @@ def main():
                                 "support its ratios")
         for key, m in run["meta"].items():
             v = key.split("|")[1]
+            if run["hooks"].get(key, "").strip():
+                want_ct = "yes" if v in EXPECT_CT else "no"
+                if m.get("conntrack") != want_ct:
+                    problems.append(f"{k}: {key}: conntrack {m.get('conntrack')} "
+                                    f"in the gateway's hooks, expected {want_ct}")
             want = EXPECT_MODULE.get(v)
             if want and not m.get("module", "").startswith(want):
                 problems.append(f"{k}: {key}: served by '{m.get('module')}', "
