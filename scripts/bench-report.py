@@ -249,6 +249,40 @@ def kernel_md(k, res):
     return "\n".join(out)
 
 
+def summary_txt(data):
+    """The README's compact table: cost relative to A per workload, the
+    pairs, the scale growth and the relay, one column per kernel."""
+    ks = list(data["kernels"])
+    w0 = 34
+    out = ["cost relative to A".ljust(w0) + "".join(f"{k[:24]:>26}" for k in ks)]
+
+    def row(label, name, d=3):
+        cells = [fmt(data["kernels"][k]["ratios"].get(name), d) for k in ks]
+        out.append(label.ljust(w0) + "".join(f"{c:>26}" for c in cells))
+
+    for w in MAIN_WL:
+        out.append(f"{WL_TEXT[w]}:")
+        for v in VARIANT_TEXT:
+            if v != "A":
+                row(f"  {v}", f"main/{w}/{v}:A")
+    out.append("pairs (conn / tcp_rr / udp_rr / bulk):")
+    for a, b in (("E", "B"), ("B", "D"), ("F", "E"), ("C", "B"),
+                 ("E+ct", "E")):
+        cells = []
+        for k in ks:
+            r = data["kernels"][k]["ratios"]
+            cells.append(" ".join(fmt(r.get(f"main/{w}/{a}:{b}")) for w in MAIN_WL))
+        out.append(f"  {a}/{b}".ljust(w0) + "".join(f"{c:>26}" for c in cells))
+    out.append("scale, conn at the largest N / smallest N:")
+    for kind, lo, hi in (("estab", "10", "10000"), ("vmap", "1", "10000")):
+        for v in VARIANT_TEXT:
+            name = f"{kind}:{hi}/conn/{v}:{kind}:{lo}"
+            if any(name in data["kernels"][k]["ratios"] for k in ks):
+                row(f"  {kind} {lo} -> {hi}: {v}", name)
+    row("relay throughput / direct", "relay/bulk/throughput relay:direct")
+    return "\n".join(out) + "\n"
+
+
 def compare_md(prev, cur):
     details = []
     out = ["## Against the previous run (results.prev.json)\n",
@@ -429,6 +463,8 @@ def main():
         md += [f"- {p}" for p in problems]
     with open(os.path.join(dirpath, "results.md"), "w") as f:
         f.write("\n".join(md) + "\n")
+    with open(os.path.join(dirpath, "summary.txt"), "w") as f:
+        f.write(summary_txt(data))
     if data["kernels"] and not gnuplot(dirpath, data):
         problems.append("no chart")
     print("\n".join(md))
