@@ -322,15 +322,18 @@ def gnuplot(dirpath, data):
     scale.png: cost per connection against N."""
     kernels = list(data["kernels"])
     dat = os.path.join(dirpath, "ratios.dat")
+    present = {}        # kernel: the workloads it has figures for
     with open(dat, "w") as f:
         for k in kernels:
             r = data["kernels"][k]["ratios"]
             vs = [v for v in VARIANT_TEXT if v != "A" and f"main/conn/{v}:A" in r]
-            f.write("variant " + " ".join(MAIN_WL) + "\n")
+            wl = [w for w in MAIN_WL if any(f"main/{w}/{v}:A" in r for v in vs)]
+            present[k] = wl
+            f.write("variant " + " ".join(wl) + "\n")
             for v in vs:
                 f.write(f"{v} " + " ".join(
                     fmt(r.get(f"main/{w}/{v}:A"), 4).replace("n/a", "NaN")
-                    for w in MAIN_WL) + "\n")
+                    for w in wl) + "\n")
             f.write("\n\n")
     sdat = os.path.join(dirpath, "scale.dat")
     panels = []         # (kernel, kind, [(block index, variant)])
@@ -367,13 +370,14 @@ def gnuplot(dirpath, data):
     for i, k in enumerate(kernels):
         script.append(f"set title '{k} ({data['kernels'][k]['mode']}): "
                       "guest CPU work per unit, relative to A'")
-        script.append(f"plot '{dat}' index {i} using 2:xtic(1) title columnhead(2), "
-                      "'' index %d using 3 title columnhead(3), "
-                      "'' index %d using 4 title columnhead(4), "
-                      "'' index %d using 5 title columnhead(5), 1 notitle lc 'black'"
-                      % (i, i, i))
+        cols = [f"'{dat}' index {i} using 2:xtic(1) title columnhead(2)"]
+        cols += [f"'' index {i} using {c} title columnhead({c})"
+                 for c in range(3, len(present[k]) + 2)]
+        script.append("plot " + ", ".join(cols) + ", 1 notitle lc 'black'")
     script.append("unset multiplot")
-    script += [
+    if not any(blocks for _, _, blocks in panels):
+        panels = []
+    script += [] if not panels else [
         'set terminal pngcairo size 1200,%d font "sans,10"' % (420 * len(kernels)),
         f'set output "{os.path.join(dirpath, "scale.png")}"',
         f"set multiplot layout {len(kernels)},2",
