@@ -381,9 +381,9 @@ def gnuplot(dirpath, data):
         'set terminal pngcairo size 1200,%d font "sans,10"' % (420 * len(kernels)),
         f'set output "{os.path.join(dirpath, "scale.png")}"',
         f"set multiplot layout {len(kernels)},2",
-        "set style data linespoints", "set logscale x", "set key left top",
+        "set style data linespoints", "set logscale x",
+        "set key outside right top", "set xtics auto",
         "set ylabel 'us of guest work per new connection'", "set yrange [0:*]",
-        "unset style",
     ]
     xlabels = {"estab": "established flows present",
                "vmap": "ports in the verdict map"}
@@ -395,7 +395,9 @@ def gnuplot(dirpath, data):
         script.append(f"set xlabel '{xlabels[kind]}'")
         script.append("set xrange [0.5:20000]")
         script.append("plot " + ", ".join(
-            f"'{sdat}' index {i} using 1:2 title '{v}'" for i, v in blocks))
+            f"'{sdat}' index {i} using 1:2 title '{v}' "
+            f"lc {list(VARIANT_TEXT).index(v) + 1} pt {list(VARIANT_TEXT).index(v) + 1}"
+            for i, v in blocks))
     script.append("unset multiplot")
     res = subprocess.run(["gnuplot"], input="\n".join(script), text=True,
                          capture_output=True)
