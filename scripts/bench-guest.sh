@@ -54,7 +54,7 @@ fi
 SHIM=$root/selftests/transparent_preload.so
 RELAY=$root/proxy/tproxy-relay
 FLOWS=$root/scripts/bench_flows.py
-moddir=${NFT_TPROXY_MODDIR:-$root/build/$(uname -r)/kernel}
+moddir=$NFT_TPROXY_MODDIR	# lib.sh's default, or vm-run's
 raw=/run/bench.raw
 log=/run/bench.log
 : >"$raw"
@@ -112,18 +112,17 @@ use_modules()
 	done
 }
 
-# module_kind MOD: ours, intree or none.
+# module_kind MOD: ours, intree, none or unknown (lib.sh's tests).
 module_kind()
 {
-	local m=$1
-
-	if ! grep -q "^$m " /proc/modules; then
+	if ! __module_loaded "$1"; then
 		echo none
-	elif [ "$(cat "/sys/module/$m/srcversion" 2>/dev/null)" = \
-	       "$(modinfo -F srcversion "$moddir/$m.ko" 2>/dev/null)" ]; then
+	elif __mod_is_ours "$1"; then
 		echo ours
-	else
+	elif __mod_is_intree "$1"; then
 		echo intree
+	else
+		echo unknown
 	fi
 }
 
@@ -272,20 +271,19 @@ teardown_variant()
 	return 0
 }
 
-# variant_facts VARIANT: "conntrack=yes|no module=..." as seen in X now.
-variant_facts()
+# facts PHASE VARIANT: what serves VARIANT's rules in X now, for the report:
+# the module of its tproxy (MODULE:ours|intree|none|unknown) and X's hooks,
+# from which the report tells whether conntrack is active.
+facts()
 {
-	local ct=no mod=none
+	local mod=none
 
-	# ipv4_conntrack_defrag is defrag's hook, not conntrack's.
-	if ip netns exec "$gw" nft list hooks 2>&1 | grep -q ipv4_conntrack_in; then
-		ct=yes
-	fi
-	case $1 in
-	B|B+ct|C|E|E+ct|F) mod=$(module_kind nft_tproxy) ;;
+	case $2 in
+	B|B+ct|E|E+ct|F|relay) mod=nft_tproxy:$(module_kind nft_tproxy) ;;
+	C) mod=xt_TPROXY:$(module_kind xt_TPROXY) ;;
 	esac
-	[ "$1" != C ] || mod="xt_TPROXY+$(module_kind nft_tproxy)"
-	echo "conntrack=$ct module=$mod"
+	echo "meta $1 $2 module=$mod" >>"$raw"
+	echo "hooks $1 $2 $(ip netns exec "$gw" nft list hooks 2>&1 | tr -s '\n\t ' ' ')" >>"$raw"
 }
 
 # --- workloads --------------------------------------------------------------
@@ -327,7 +325,8 @@ record()
 # settle: every window starts from the same state: the TIME-WAIT sockets of
 # the windows before it (each leaves hundreds in Y or X, and connect() pays
 # for each one sharing its port) have expired.  Idle guest time is skipped
-# under instruction counting, so the wait costs little real time.
+# under instruction counting, so the wait costs little real time.  Sockets
+# left after 91 s are noted, and the report fails on the note.
 settle()
 {
 	local i
@@ -338,31 +337,43 @@ settle()
 			ss -N "$ns" -Htan state time-wait; done)" ] && return 0
 		sleep 1
 	done
-	echo "settle: TIME-WAIT sockets remain" >>"$log"
+	echo "note TIME-WAIT sockets remained 91 s before a window of $*" >>"$raw"
 }
 
-# measure PHASE WORKLOAD VARIANT REP BASE: one window, recorded as a cost:
-# microseconds per transaction or nanoseconds per byte.
+# cost RATE UNIT: a netperf rate as a cost in UNIT: us/conn and us/trans from
+# transactions per second, ns/byte from 10^6 bits per second.
+cost()
+{
+	case $2 in
+	ns/byte) echo "8000 / ${1:-0}" ;;
+	*) echo "1000000 / ${1:-0}" ;;
+	esac | bc -l 2>/dev/null
+}
+
+# window HOST BASE WORKLOAD: one run of WORKLOAD against the netserver on
+# BASE, printed as "COST UNIT".
+window()
+{
+	local host=$1 base=$2 r unit
+
+	case $3 in
+	conn) r=$(netperf_once "$host" "$base" TCP_CRR "$CRR" $((base + 1))) unit=us/conn ;;
+	tcp_rr) r=$(netperf_once "$host" "$base" TCP_RR "$RR" $((base + 2))) unit=us/trans ;;
+	udp_rr) r=$(netperf_once "$host" "$base" UDP_RR "$RR" $((base + 3))) unit=us/trans ;;
+	bulk) r=$(stream_once "$host" "$base" "$BULK" $((base + 4))) unit=ns/byte ;;
+	esac
+	echo "$(cost "$r" "$unit") $unit"
+}
+
+# measure PHASE WORKLOAD VARIANT REP BASE: one window, recorded as a cost.
 measure()
 {
-	local phase=$1 w=$2 v=$3 rep=$4 base=$5 host r
+	local cu
 
-	host=$(target "$v")
-	settle
-	case $w in
-	conn)
-		r=$(netperf_once "$host" "$base" TCP_CRR "$CRR" $((base + 1)))
-		record "$phase" "$w" "$v" "$rep" "$(echo "1000000 / ${r:-0}" | bc -l 2>/dev/null)" us/conn ;;
-	tcp_rr)
-		r=$(netperf_once "$host" "$base" TCP_RR "$RR" $((base + 2)))
-		record "$phase" "$w" "$v" "$rep" "$(echo "1000000 / ${r:-0}" | bc -l 2>/dev/null)" us/trans ;;
-	udp_rr)
-		r=$(netperf_once "$host" "$base" UDP_RR "$RR" $((base + 3)))
-		record "$phase" "$w" "$v" "$rep" "$(echo "1000000 / ${r:-0}" | bc -l 2>/dev/null)" us/trans ;;
-	bulk)
-		r=$(stream_once "$host" "$base" "$BULK" $((base + 4)))
-		record "$phase" "$w" "$v" "$rep" "$(echo "8000 / ${r:-0}" | bc -l 2>/dev/null)" ns/byte ;;
-	esac
+	settle "$1 $2 $3"
+	cu=$(window "$(target "$3")" "$5" "$2")
+	# shellcheck disable=SC2086	# "COST UNIT"
+	record "$1" "$2" "$3" "$4" $cu
 }
 
 # servers BASE VARIANT: netserver on BASE in VARIANT's X, transparent.
@@ -373,20 +384,15 @@ servers()
 	busywait "$BUSYWAIT_TIMEOUT" listener_ready "$gw" "$1" tcp
 }
 
-# warm PHASE VARIANT BASE WORKLOADS: one unmeasured window of each, as
-# large as the measured ones: the first window of a kind in a boot is off
-# by up to 5 % even after a short one.
+# warm VARIANT BASE WORKLOADS: one unmeasured window of each, as large as
+# the measured ones: the first window of a kind in a boot is off by up to
+# 5 % even after a short one.
 warm()
 {
-	local host w
-	host=$(target "$2")
-	for w in $4; do
-		case $w in
-		conn) netperf_once "$host" "$3" TCP_CRR "$CRR" $(($3 + 1)) ;;
-		tcp_rr) netperf_once "$host" "$3" TCP_RR "$RR" $(($3 + 2)) ;;
-		udp_rr) netperf_once "$host" "$3" UDP_RR "$RR" $(($3 + 3)) ;;
-		bulk) stream_once "$host" "$3" "$BULK" $(($3 + 4)) ;;
-		esac >/dev/null
+	local w
+
+	for w in $3; do
+		window "$(target "$1")" "$2" "$w" >/dev/null
 	done
 }
 
@@ -419,9 +425,8 @@ run_set()
 			# shellcheck disable=SC2086
 			setup_variant "$v" "$setup" $ports || die "$phase: setting up $v"
 			if [ "$rep" = 1 ]; then
-				echo "meta $phase $v $(variant_facts "$v")" >>"$raw"
-				echo "hooks $phase $v $(ip netns exec "$gw" nft list hooks 2>&1 | tr -s '\n\t ' ' ')" >>"$raw"
-				warm "$phase" "$v" "$base" "$wl"
+				facts "$phase" "$v"
+				warm "$v" "$base" "$wl"
 			fi
 			for w in $wl; do
 				measure "$phase" "$w" "$v" "$rep" "$base"
@@ -515,7 +520,7 @@ estab_set()
 		base=$(base_port "$pi" "$v")
 		setup_variant "$v" main "$base" $((base + 1)) $((base + 5)) ||
 			die "estab $n: setting up $v"
-		echo "meta estab:$n $v $(variant_facts "$v")" >>"$raw"
+		facts "estab:$n" "$v"
 		ip netns exec "$gw" python3 "$FLOWS" serve $((base + 5)) >>"$log" 2>&1 &
 		busywait "$BUSYWAIT_TIMEOUT" listener_ready "$gw" $((base + 5)) tcp ||
 			die "estab $n $v: the flow server does not listen"
@@ -526,7 +531,7 @@ estab_set()
 			die "estab $n $v: $n flows not established in time"
 		[ "$(cat "$ready")" = "ok $n" ] ||
 			die "estab $n $v: flows: $(cat "$ready")"
-		warm estab "$v" "$base" conn
+		warm "$v" "$base" conn
 		for ((rep = 1; rep <= REPS; rep++)); do
 			measure "estab:$n" conn "$v" "$rep" "$base"
 		done
@@ -564,15 +569,15 @@ relay_set()
 					die "relay: ruleset"
 				fi
 			fi
-			settle
+			settle "relay bulk $w"
+			[ "$rep$w" != 1relay ] || facts relay relay
 			r=$(stream_once "$SERVER_IP4" "${!w}" "$BULK" $((${!w} + 4)))
 			# Round 0 warms up.
 			[ "$rep" = 0 ] ||
-				record relay bulk "$w" "$rep" "$(echo "8000 / ${r:-0}" | bc -l 2>/dev/null)" ns/byte
+				record relay bulk "$w" "$rep" "$(cost "$r" ns/byte)" ns/byte
 		done
 		[ "$rep" = 0 ] || say "relay: round $rep of $REPS done"
 	done
-	echo "meta relay relay conntrack=no module=$(module_kind nft_tproxy)" >>"$raw"
 	use_topo relay
 	teardown_variant
 }
