@@ -33,10 +33,6 @@
 #include "nft_oot.h"
 #include "nft_tproxy.h"
 
-struct nft_divert {
-	u32	flags;
-};
-
 /* The families to reassemble for a table's: NFPROTO_UNSPEC is both. */
 static u8 nft_divert_defrag_family(u8 table_family)
 {
@@ -272,24 +268,10 @@ static void nft_divert_eval(const struct nft_expr *expr,
 	regs->verdict.code = NFT_BREAK;
 }
 
-static const struct nla_policy nft_divert_policy[NFTA_DIVERT_MAX + 1] = {
-	[NFTA_DIVERT_FLAGS]	= { .type = NLA_U32 },
-};
-
 static int nft_divert_init(const struct nft_ctx *ctx,
 			   const struct nft_expr *expr,
 			   const struct nlattr * const tb[])
 {
-	struct nft_divert *priv = nft_expr_priv(expr);
-	u32 flags = 0;
-
-	if (tb[NFTA_DIVERT_FLAGS])
-		flags = ntohl(nla_get_be32(tb[NFTA_DIVERT_FLAGS]));
-	/* A flag this kernel does not know is refused, never ignored. */
-	if (flags & ~NFT_DIVERT_F_MASK)
-		return -EOPNOTSUPP;
-	priv->flags = flags;
-
 	switch (ctx->family) {
 	case NFPROTO_IPV4:
 #if IS_ENABLED(CONFIG_NF_TABLES_IPV6)
@@ -316,19 +298,6 @@ static void nft_divert_destroy(const struct nft_ctx *ctx,
 	nft_tproxy_defrag_disable(ctx->net,
 				  nft_divert_defrag_family(ctx->family));
 }
-
-static int nft_divert_dump(struct sk_buff *skb,
-			   const struct nft_expr *expr, bool reset)
-{
-	const struct nft_divert *priv = nft_expr_priv(expr);
-
-	if (priv->flags &&
-	    nla_put_be32(skb, NFTA_DIVERT_FLAGS, htonl(priv->flags)))
-		return -1;
-	return 0;
-}
-
-NFT_COMPAT_DUMP(nft_divert_dump)
 
 static int nft_divert_validate(const struct nft_ctx *ctx,
 			       const struct nft_expr *expr)
@@ -358,11 +327,10 @@ static struct nft_expr_type nft_divert_types[NFT_OOT_NTYPES];
 
 static const struct nft_expr_ops nft_divert_ops = {
 	.type		= &nft_divert_types[0],
-	.size		= NFT_EXPR_SIZE(sizeof(struct nft_divert)),
+	.size		= NFT_EXPR_SIZE(0),
 	.eval		= nft_divert_eval,
 	.init		= nft_divert_init,
 	.destroy	= nft_divert_destroy,
-	.dump		= nft_compat_dump(nft_divert_dump),
 	.validate	= nft_compat_validate(nft_divert_validate),
 #ifdef HAVE_NFT_EXPR_OPS_REDUCE
 	.reduce		= NFT_REDUCE_READONLY,
@@ -373,8 +341,6 @@ static struct nft_expr_type nft_divert_types[NFT_OOT_NTYPES] __read_mostly = {
 	[0] = {
 		.name		= NFT_DIVERT_EXPR_NAME,
 		.ops		= &nft_divert_ops,
-		.policy		= nft_divert_policy,
-		.maxattr	= NFTA_DIVERT_MAX,
 		.owner		= THIS_MODULE,
 	},
 };

@@ -37,11 +37,6 @@
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter_arp.h>
 #include <linux/netlink.h>
-#ifdef HAVE_NFT_TPROXY_EXT_H	/* the package's own uapi header */
-#include <linux/netfilter/nft_tproxy_ext.h>
-#else
-#define NFTA_DIVERT_FLAGS	1
-#endif
 
 #ifndef NETLINK_EXT_ACK
 #define NETLINK_EXT_ACK		11
@@ -156,7 +151,6 @@ static void usage(FILE *f)
 		"ATTR: NUM=u8:V NUM=u16:V NUM=u32:V NUM=u64:V NUM=hex:BYTES NUM=empty\n"
 		"      tproxy: family=V reg_addr=V reg_port=V\n"
 		"      socket: key=V dreg=V level=V\n"
-		"      divert: flags=V\n"
 		"      nodata  (no NFTA_EXPR_DATA at all)\n");
 }
 
@@ -335,7 +329,6 @@ static int named_attr(const char *expr, const char *name)
 		{ "socket", "key", NFTA_SOCKET_KEY },
 		{ "socket", "dreg", NFTA_SOCKET_DREG },
 		{ "socket", "level", NFTA_SOCKET_LEVEL },
-		{ "divert", "flags", NFTA_DIVERT_FLAGS },
 	};
 	size_t i;
 

@@ -4,8 +4,7 @@
  *
  * Every extension is an nf_tables expression of its own, never a new
  * attribute of upstream's "tproxy" or "socket": a kernel without the
- * extension answers ENOENT for the expression, and a kernel with it refuses
- * what it does not know (flag bits included), so no rule is ever accepted
+ * extension answers ENOENT for the expression, so no rule is ever accepted
  * with part of its meaning dropped.
  *
  * This is the only place the numbers are defined.  libnftnl and nft carry
@@ -17,32 +16,21 @@
 /*
  * "divert": make the packet's route local delivery, without policy routing.
  *
- * In prerouting, after "tproxy" assigned a socket (or, with none assigned,
- * for a packet of an established flow whose socket is transparent), the
- * packet gets a local input route: it is delivered to that socket instead
- * of being forwarded.  In output, a locally generated packet is routed
- * through the loopback device, so that prerouting sees it again.
- * Valid in the ip, ip6 and inet families, prerouting and output hooks.
+ * In prerouting, the packet is delivered to the socket "tproxy" assigned
+ * to it or, with none assigned, to the transparent socket of its own flow
+ * (a TCP connection in any state but a SYN's TIME_WAIT, a connected UDP
+ * socket): it gets a local input route instead of being forwarded.  When
+ * there is no such socket the rule is broken off (NFT_BREAK), so that a
+ * bare "divert" can stand before the tproxy rules.  In output, a locally
+ * generated packet is routed through the loopback device, so that
+ * prerouting sees it again.  Valid in the ip, ip6 and inet families,
+ * prerouting and output hooks, not in nat chains.
+ *
+ * The expression has no attributes.  nf_tables ignores the attributes an
+ * expression does not declare, so a variant of divert that changes its
+ * meaning will be an expression of its own name, never an attribute of
+ * this one.
  */
 #define NFT_DIVERT_EXPR_NAME	"divert"
-
-/**
- * enum nft_divert_attributes - nf_tables divert expression attributes
- *
- * @NFTA_DIVERT_FLAGS: behaviour flags (NLA_U32: enum nft_divert_flags).
- *	Optional, 0 when absent.  No flag is defined yet: the kernel
- *	refuses any bit it does not know with EOPNOTSUPP, so that a future
- *	flag can never be ignored by an older kernel.
- */
-enum nft_divert_attributes {
-	NFTA_DIVERT_UNSPEC,
-	NFTA_DIVERT_FLAGS,
-	__NFTA_DIVERT_MAX
-};
-
-#define NFTA_DIVERT_MAX		(__NFTA_DIVERT_MAX - 1)
-
-/* enum nft_divert_flags: none defined yet. */
-#define NFT_DIVERT_F_MASK	0x0U
 
 #endif /* _LINUX_NFT_TPROXY_EXT_H */
