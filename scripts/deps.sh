@@ -125,7 +125,8 @@ ensure_nonfree() {
 # --- packages -------------------------------------------------------------
 PKGS="qemu-system-x86 kmod nftables iproute2 socat iputils-ping sparse
 shellcheck libmnl-dev pkg-config gcc make bc flex bison libelf-dev xz-utils
-busybox-static procps psmisc python3 file valgrind python3-sphinx iptables"
+busybox-static procps psmisc python3 file valgrind python3-sphinx iptables
+ethtool"
 # make userspace: libnftnl and nft from source with our series, their man
 # pages (a2x, without recommends: no TeX) and nft's tests/py.
 PKGS="$PKGS autoconf automake libtool libgmp-dev libedit-dev libjansson-dev
