@@ -194,6 +194,59 @@ static bool nft_divert_output6(struct net *net, struct sk_buff *skb)
 }
 #endif
 
+/*
+ * The list receive path (ip_list_rcv_finish(), ip6_list_rcv_finish()) lends
+ * a packet's route to the next packets of its batch with the same
+ * destination address, unless the namespace has ip rules; divert's has
+ * none.  The local route divert gave one packet must never be lent to a
+ * packet that no rule diverted: flag the packet the way the kernel flags a
+ * route chosen among several paths, which it does not lend either.
+ */
+static void nft_divert_no_hint(struct sk_buff *skb, u8 pf)
+{
+	switch (pf) {
+	case NFPROTO_IPV4:
+#ifdef HAVE_IPSKB_MULTIPATH
+		IPCB(skb)->flags |= IPSKB_MULTIPATH;
+#endif
+		break;
+#if IS_ENABLED(CONFIG_NF_TABLES_IPV6) && defined(HAVE_IP6SKB_MULTIPATH)
+	case NFPROTO_IPV6:
+		IP6CB(skb)->flags |= IP6SKB_MULTIPATH;
+		break;
+#endif
+	}
+}
+
+/*
+ * A kernel without that flag lends routes unless the namespace has ip
+ * rules: mark it as having some, as "ip rule add" does.  Route lookups
+ * then go through the rules (the default rules give the same routes) and
+ * no route is lent.  The mark stays, as it does after "ip rule del".
+ */
+static int nft_divert_hints_off(struct net *net, u8 family)
+{
+#ifndef HAVE_IPSKB_MULTIPATH
+	if (family != NFPROTO_IPV6) {
+#ifdef CONFIG_IP_MULTIPLE_TABLES
+		WRITE_ONCE(net->ipv4.fib_has_custom_rules, true);
+#else
+		return -EOPNOTSUPP;
+#endif
+	}
+#endif
+#if IS_ENABLED(CONFIG_NF_TABLES_IPV6) && !defined(HAVE_IP6SKB_MULTIPATH)
+	if (family != NFPROTO_IPV4) {
+#ifdef CONFIG_IPV6_MULTIPLE_TABLES
+		WRITE_ONCE(net->ipv6.fib6_has_custom_rules, true);
+#else
+		return -EOPNOTSUPP;
+#endif
+	}
+#endif
+	return 0;
+}
+
 static bool nft_divert_input(const struct nft_pktinfo *pkt)
 {
 	struct sk_buff *skb = pkt->skb;
@@ -217,6 +270,9 @@ static bool nft_divert_input(const struct nft_pktinfo *pkt)
 		break;
 #endif
 	}
+
+	if (local)
+		nft_divert_no_hint(skb, nft_pf(pkt));
 
 	if (sk) {
 		if (local)
@@ -272,6 +328,8 @@ static int nft_divert_init(const struct nft_ctx *ctx,
 			   const struct nft_expr *expr,
 			   const struct nlattr * const tb[])
 {
+	int err;
+
 	switch (ctx->family) {
 	case NFPROTO_IPV4:
 #if IS_ENABLED(CONFIG_NF_TABLES_IPV6)
@@ -282,6 +340,10 @@ static int nft_divert_init(const struct nft_ctx *ctx,
 	default:
 		return -EOPNOTSUPP;
 	}
+
+	err = nft_divert_hints_off(ctx->net, ctx->family);
+	if (err)
+		return err;
 
 	/*
 	 * The lookup of a flow's own socket needs the ports of every packet,

@@ -146,6 +146,18 @@ typedef char probe_reason[__builtin_types_compatible_p(
 dscp_t probe(u8 tos) { return inet_dsfield_to_dscp(tos); }
 EOF
 
+probe IPSKB_MULTIPATH \
+"ip_extract_route_hint() does not lend the route of a packet flagged IPSKB_MULTIPATH to the rest of its receive batch (6.12; in 6.1.y and 5.10.y by backport)" <<'EOF'
+#include <net/ip.h>
+int probe(struct sk_buff *skb) { return IPCB(skb)->flags & IPSKB_MULTIPATH; }
+EOF
+
+probe IP6SKB_MULTIPATH \
+"ip6_extract_route_hint() does not lend the route of a packet flagged IP6SKB_MULTIPATH to the rest of its receive batch (6.12; in 6.1.y by backport, not in 5.10.y)" <<'EOF'
+#include <linux/ipv6.h>
+int probe(struct sk_buff *skb) { return IP6CB(skb)->flags & IP6SKB_MULTIPATH; }
+EOF
+
 {
 	echo '# SPDX-License-Identifier: GPL-2.0'
 	echo "obj-m := $(for n in $names; do printf '%s.o ' "$n"; done)"
