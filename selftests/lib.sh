@@ -558,6 +558,25 @@ NFT_RAW=$SELFTEST_DIR/nft_raw
 # of libnftnl-patch/ and nft-patch/, which know the extensions' syntax.
 : "${NFT_PATCHED:=$(readlink -m "$SELFTEST_DIR/../build/userspace/prefix/sbin/nft")}"
 
+# nft_tproxy_stat NS NAME: the counter NAME of /proc/net/stat/nft_tproxy in
+# NS, summed over the CPUs.
+nft_tproxy_stat()
+{
+	local names vals i col="" sum=0
+
+	{
+		read -r -a names
+		for i in "${!names[@]}"; do
+			[ "${names[i]}" = "$2" ] && col=$i
+		done
+		while read -r -a vals; do
+			sum=$(( sum + 16#${vals[${col:-0}]} ))
+		done
+	} < <(ip netns exec "$1" cat /proc/net/stat/nft_tproxy)
+	[ -n "$col" ] || sum=0
+	echo "$sum"
+}
+
 require_nft_patched()
 {
 	if [ ! -x "$NFT_PATCHED" ]; then

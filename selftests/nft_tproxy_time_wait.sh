@@ -11,6 +11,12 @@
 # socat answers and closes first, so the gateway's side of the connection
 # (original destination <-> client:4000x) stays in TIME_WAIT; the client
 # connects again from the same port.
+#
+# Twice: with the policy-routing recipe, then with divert and no policy
+# routing, where the flow's own socket is looked up first
+# ("socket transparent 1 divert accept" before the tproxy rules): divert's
+# lookup must not give the SYN to the timewait socket, so that the tproxy
+# rule after it takes the tuple over.
 
 source "$(dirname "$(readlink -f "$0")")/lib.sh"
 
@@ -49,10 +55,26 @@ time_wait_on_gw()
 	ip netns exec "$gw" ss -Htan state time-wait | grep -q ":$1\\b"
 }
 
-for f in 4 6; do
+# retrans NS: the TCP segments NS retransmitted so far.  A SYN that the
+# timewait socket took is answered with an ACK, not a SYN-ACK: the client
+# resets it and connects again a second later, with a retransmitted SYN.
+retrans()
+{
+	ip netns exec "$1" awk '/^Tcp:/ {
+		if (!n) { for (i = 1; i <= NF; i++) if ($i == "RetransSegs") c = i; n = 1 }
+		else print $c }' /proc/net/snmp
+}
+
+# reconnect MODE BASE: for IPv4 and IPv6, connect from port BASE + family
+# twice, the second time while the first connection is in TIME_WAIT.
+reconnect()
+{
+	local mode=$1 base=$2 f dst port connect r0 r out
+
+	for f in 4 6; do
 	eval "dst=\$SERVER_IP$f"
 	[ $f = 6 ] && dst="[$dst]"
-	port=$((40000 + f))
+	port=$((base + f))
 	# shellcheck disable=SC2154 # set by setup_topology
 	connect="ip netns exec $client timeout 5 socat -u TCP$f:$dst:80,sourceport=$port,reuseaddr -"
 	if [ "$($connect 2>/dev/null)" != hello ]; then
@@ -60,14 +82,50 @@ for f in 4 6; do
 		continue
 	fi
 	if ! busywait "$BUSYWAIT_TIMEOUT" time_wait_on_gw "$port"; then
-		log_fail "ipv$f: the gateway holds the connection in TIME_WAIT"
+		log_fail "$mode: ipv$f: the gateway holds the connection in TIME_WAIT"
 		continue
 	fi
-	if [ "$($connect 2>/dev/null)" = hello ]; then
-		log_pass "ipv$f: a new SYN for a tuple in TIME_WAIT reaches the transparent listener"
+	r0=$(retrans "$client")
+	out=$($connect 2>/dev/null)
+	r=$(( $(retrans "$client") - r0 ))
+	if [ "$out" = hello ] && [ "$r" -eq 0 ]; then
+		log_pass "$mode: ipv$f: a new SYN for a tuple in TIME_WAIT reaches the transparent listener, first time"
 	else
-		log_fail "ipv$f: a new SYN for a tuple in TIME_WAIT reaches the transparent listener"
+		log_fail "$mode: ipv$f: a new SYN for a tuple in TIME_WAIT reaches the transparent listener, first time (answer '$out', $r segments retransmitted)"
 	fi
-done
+	done
+}
+
+reconnect recipe 40000
+
+if [ ! -x "$NFT_PATCHED" ]; then
+	echo "SKIP: divert: $NFT_PATCHED is not built (make userspace)"
+	exit "$ret"
+fi
+ip -n "$gw" rule del fwmark 1 lookup 100
+ip -n "$gw" -6 rule del fwmark 1 lookup 100
+ip netns exec "$gw" nft delete table inet proxy
+if ! nftp "$gw" -f - <<EOF
+table inet proxy {
+	chain divert {
+		type filter hook prerouting priority mangle; policy accept;
+		socket transparent 1 divert accept
+		tcp dport 80 tproxy ip to :8080 divert accept
+		tcp dport 80 tproxy ip6 to :8080 divert accept
+	}
+}
+EOF
+then
+	log_fail "divert: the ruleset loads"
+	exit "$ret"
+fi
+tw0=$(nft_tproxy_stat "$gw" tw_takeover)
+reconnect divert 40010
+tw=$(( $(nft_tproxy_stat "$gw" tw_takeover) - tw0 ))
+if [ "$tw" -eq 2 ]; then
+	log_pass "divert: tproxy counted both takeovers (tw_takeover +$tw)"
+else
+	log_fail "divert: tproxy counted both takeovers (tw_takeover +$tw)"
+fi
 
 exit "$ret"
