@@ -73,9 +73,18 @@ static struct sock *nft_divert_lookup(const struct nft_pktinfo *pkt)
 #endif
 	}
 
-	if (sk && !inet_sk_transparent(sk)) {
+	if (!sk)
+		return NULL;
+
+	/*
+	 * A new connection on the tuple of one in TIME_WAIT is not that
+	 * flow's: the tproxy rule after this one decides where it goes.
+	 */
+	if (!inet_sk_transparent(sk) ||
+	    (sk->sk_state == TCP_TIME_WAIT && l4.th &&
+	     nft_tproxy_pure_syn(l4.th))) {
 		sock_gen_put(sk);
-		sk = NULL;
+		return NULL;
 	}
 	return sk;
 }

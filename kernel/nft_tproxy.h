@@ -31,6 +31,13 @@ struct nft_tproxy_l4 {
 
 bool nft_tproxy_read_l4(const struct nft_pktinfo *pkt,
 			struct nft_tproxy_l4 *l4);
+
+/* A SYN that opens a connection, the only one that may replace TIME_WAIT. */
+static inline bool nft_tproxy_pure_syn(const struct tcphdr *th)
+{
+	return th->syn && !th->rst && !th->ack && !th->fin;
+}
+
 void nft_tproxy_assign_sock(struct sk_buff *skb, struct sock *sk);
 struct sock *nft_tproxy_get_sock_v4(struct net *net, struct sk_buff *skb,
 				    const struct nft_tproxy_l4 *l4,

@@ -73,11 +73,6 @@ static bool nft_tproxy_udp_fits(const struct sock *sk, bool wildcard,
 	return !connected;
 }
 
-static bool nft_tproxy_pure_syn(const struct tcphdr *th)
-{
-	return th->syn && !th->rst && !th->ack && !th->fin;
-}
-
 /* Consumes the reference of a timewait socket. */
 static void nft_tproxy_twsk_deschedule_put(struct inet_timewait_sock *tw)
 {
