@@ -58,11 +58,22 @@ fi
 
 setup_topology || exit "$ksft_fail"
 
+# Turning a tracepoint on or off rewrites kernel text while the other CPU
+# may run it.  Under QEMU's software emulation that is not safe for code
+# that runs all the time: recording the command names of events would turn
+# on the scheduler's tracepoints, so it is off.  The FIB tracepoints are
+# turned on once, before any traffic, and off at the end.
 trace_events()
 {
 	echo "$1" >"$TRACE/events/fib/fib_table_lookup/enable"
 	echo "$1" >"$TRACE/events/fib6/fib6_table_lookup/enable"
 }
+record_cmd=$(cat "$TRACE/options/record-cmd")
+record_tgid=$(cat "$TRACE/options/record-tgid")
+echo 0 >"$TRACE/options/record-cmd"
+echo 0 >"$TRACE/options/record-tgid"
+on_exit "echo $record_cmd >$TRACE/options/record-cmd; echo $record_tgid >$TRACE/options/record-tgid"
+trace_events 1
 on_exit "trace_events 0"
 
 # The client's qdisc holds each burst and releases it at once; the
@@ -109,7 +120,7 @@ trace_clear()
 }
 
 # batched F LABEL CMD...: run CMD (traffic to the server over IPv$F, its
-# output in $gw.out) with the tracepoints on; say how many packets were
+# output in $gw.out); say how many packets were
 # forwarded and looked up, and succeed if fewer were looked up: route hints
 # served the others, so batches formed.
 batched()
@@ -120,9 +131,7 @@ batched()
 	eval "z=\$SERVER_IP$f"
 	n0=$(counter "fwd$f")
 	trace_clear
-	trace_events 1
 	"$@" >"$gw.out"
-	trace_events 0
 	n1=$(counter "fwd$f")
 	l=$(lookups "$z")
 	echo "$label ipv$f: $((n1 - n0)) packets forwarded to $z, $l FIB lookups"
