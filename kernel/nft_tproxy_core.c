@@ -206,7 +206,10 @@ static void nft_tproxy_eval_v4(const struct nft_expr *expr,
 				    iph->daddr, l4.ports->source,
 				    l4.ports->dest, in,
 				    NFT_TPROXY_LOOKUP_ESTABLISHED);
+	if (sk && sk->sk_state != TCP_TIME_WAIT)
+		goto take;
 
+	/* The target matters only to a new flow. */
 	if (priv->sreg_addr)
 		taddr = nft_reg_load_be32(&regs->data[priv->sreg_addr]);
 	taddr = nft_tproxy_laddr4(in, taddr, iph->daddr);
@@ -216,21 +219,21 @@ static void nft_tproxy_eval_v4(const struct nft_expr *expr,
 	if (!tport)
 		tport = l4.ports->dest;
 
-	/* Only TCP has TIME_WAIT. */
-	if (sk && sk->sk_state == TCP_TIME_WAIT) {
+	/* The flow's socket is in TIME_WAIT: a new SYN may take it over. */
+	if (sk) {
 		struct sock *tw = sk;
 
 		sk = nft_tproxy_time_wait4(nft_net(pkt), skb, &l4, taddr,
 					   tport, sk, in);
 		if (sk != tw)
 			hit = NFT_TPROXY_STAT_TW_TAKEOVER;
-	} else if (!sk) {
+	} else {
 		sk = nft_tproxy_get_sock_v4(nft_net(pkt), skb, &l4, iph->saddr,
 					    taddr, l4.ports->source, tport, in,
 					    NFT_TPROXY_LOOKUP_LISTENER);
 		hit = NFT_TPROXY_STAT_LISTENER;
 	}
-
+take:
 	if (nft_tproxy_take(nft_net(pkt), skb, sk, hit))
 		return;
 out_break:
@@ -280,15 +283,14 @@ bool nft_tproxy_dev_addr6(const struct net_device *dev, struct in6_addr *addr)
 	if (!idev)
 		return false;
 
-	read_lock_bh(&idev->lock);
-	list_for_each_entry(ifa, &idev->addr_list, if_list) {
-		if (ifa->flags & (IFA_F_TENTATIVE | IFA_F_DEPRECATED))
+	/* Called under RCU: the address list is an RCU list. */
+	list_for_each_entry_rcu(ifa, &idev->addr_list, if_list) {
+		if (READ_ONCE(ifa->flags) & (IFA_F_TENTATIVE | IFA_F_DEPRECATED))
 			continue;
 		*addr = ifa->addr;
 		found = true;
 		break;
 	}
-	read_unlock_bh(&idev->lock);
 	return found;
 }
 
@@ -346,6 +348,8 @@ static void nft_tproxy_eval_v6(const struct nft_expr *expr,
 				    &iph->daddr, l4.ports->source,
 				    l4.ports->dest, in,
 				    NFT_TPROXY_LOOKUP_ESTABLISHED);
+	if (sk && sk->sk_state != TCP_TIME_WAIT)
+		goto take;
 
 	if (priv->sreg_addr)
 		memcpy(&taddr, &regs->data[priv->sreg_addr], sizeof(taddr));
@@ -356,20 +360,21 @@ static void nft_tproxy_eval_v6(const struct nft_expr *expr,
 	if (!tport)
 		tport = l4.ports->dest;
 
-	if (sk && sk->sk_state == TCP_TIME_WAIT) {
+	/* The flow's socket is in TIME_WAIT: a new SYN may take it over. */
+	if (sk) {
 		struct sock *tw = sk;
 
 		sk = nft_tproxy_time_wait6(nft_net(pkt), skb, &l4, &taddr,
 					   tport, sk, in);
 		if (sk != tw)
 			hit = NFT_TPROXY_STAT_TW_TAKEOVER;
-	} else if (!sk) {
+	} else {
 		sk = nft_tproxy_get_sock_v6(nft_net(pkt), skb, &l4, &iph->saddr,
 					    &taddr, l4.ports->source, tport, in,
 					    NFT_TPROXY_LOOKUP_LISTENER);
 		hit = NFT_TPROXY_STAT_LISTENER;
 	}
-
+take:
 	if (nft_tproxy_take(nft_net(pkt), skb, sk, hit))
 		return;
 out_break:
