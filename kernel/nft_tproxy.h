@@ -71,6 +71,7 @@ enum nft_tproxy_stat {
 	NFT_TPROXY_STAT_DELIVERED,	/* divert: prerouting, delivered locally */
 	NFT_TPROXY_STAT_LOOPED,		/* divert: output, sent through lo */
 	NFT_TPROXY_STAT_REFUSED,	/* divert: left the packet alone */
+	NFT_TPROXY_STAT_UNHANDLED,	/* tproxy: no ports, or another family */
 	__NFT_TPROXY_STAT_MAX
 };
 

@@ -198,8 +198,10 @@ static void nft_tproxy_eval_v4(const struct nft_expr *expr,
 	__be16 tport = 0;
 	struct sock *sk;
 
-	if (!nft_tproxy_read_l4(pkt, &l4))
+	if (!nft_tproxy_read_l4(pkt, &l4)) {
+		nft_tproxy_stat_inc(nft_net(pkt), NFT_TPROXY_STAT_UNHANDLED);
 		goto out_break;
+	}
 
 	/* A packet of a flow that was already diverted finds its socket. */
 	sk = nft_tproxy_get_sock_v4(nft_net(pkt), skb, &l4, iph->saddr,
@@ -341,8 +343,10 @@ static void nft_tproxy_eval_v6(const struct nft_expr *expr,
 	__be16 tport = 0;
 	struct sock *sk;
 
-	if (!nft_tproxy_read_l4(pkt, &l4))
+	if (!nft_tproxy_read_l4(pkt, &l4)) {
+		nft_tproxy_stat_inc(nft_net(pkt), NFT_TPROXY_STAT_UNHANDLED);
 		goto out_break;
+	}
 
 	sk = nft_tproxy_get_sock_v6(nft_net(pkt), skb, &l4, &iph->saddr,
 				    &iph->daddr, l4.ports->source,
@@ -406,6 +410,8 @@ static void nft_tproxy_eval(const struct nft_expr *expr,
 		break;
 #endif
 	}
+	/* A "tproxy ip" rule in an inet table, for an IPv6 packet. */
+	nft_tproxy_stat_inc(nft_net(pkt), NFT_TPROXY_STAT_UNHANDLED);
 	regs->verdict.code = NFT_BREAK;
 }
 

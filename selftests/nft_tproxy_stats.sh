@@ -17,6 +17,11 @@
 #   tw_takeover      TCP: a new SYN for a tuple in TIME_WAIT on the gateway
 #   looped           divert in output: the gateway's own datagram through lo
 #   refused          divert after tproxy, the source fails rp_filter
+#   unhandled        tproxy: an IPv6 packet for "tproxy ip", a short TCP header
+#
+# Over the whole run, the tproxy counters add up to the packets an nft
+# counter just before tproxy saw, and the divert counters to those before
+# divert.
 #
 # The server's namespace then counts its own case, and the two namespaces'
 # counters stay apart.  The rules use divert: this needs the nft of
@@ -109,19 +114,22 @@ connected_ready()
 # shellcheck disable=SC2154 # set by setup_topology
 if ! nftp "$gw" -f - <<EOF
 table inet stats {
+	counter tp { }
+	counter dv { }
 	chain pre {
 		type filter hook prerouting priority mangle; policy accept;
-		udp dport 7001 tproxy ip to :8001
-		udp dport 7002 tproxy ip to :8002
-		udp dport 7003 tproxy ip to :8003 divert
-		udp dport 7006 tproxy ip to :8006
-		udp dport 7007 tproxy ip to :8003
-		udp dport 7008 tproxy ip to :8003 divert
-		tcp dport 7009 tproxy ip to :8009 divert
+		udp dport 7001 counter name tp tproxy ip to :8001
+		udp dport 7002 counter name tp tproxy ip to :8002
+		udp dport 7003 counter name tp tproxy ip to :8003 counter name dv divert
+		udp dport 7006 counter name tp tproxy ip to :8006
+		udp dport 7007 counter name tp tproxy ip to :8003
+		udp dport 7008 counter name tp tproxy ip to :8003 counter name dv divert
+		tcp dport 7009 counter name tp tproxy ip to :8009 counter name dv divert
+		tcp dport 7012 counter name tp tproxy ip to :8009
 	}
 	chain out {
 		type filter hook output priority mangle; policy accept;
-		udp dport 7007 divert
+		udp dport 7007 counter name dv divert
 	}
 }
 EOF
@@ -164,6 +172,19 @@ expect_delta "$gw" "the flow's own connected transparent socket" "established=+1
 # Sent by the gateway itself: divert in output, then tproxy on lo.
 expect_delta "$gw" "the gateway's own datagram through lo" "listener=+1 looped=+1" \
 	send "$gw" 5007 "$SERVER_IP4" 7007
+
+# What tproxy does not handle: an IPv6 datagram for the "tproxy ip" rule,
+# a TCP packet too short for its header.
+expect_delta "$gw" "an IPv6 datagram for a tproxy ip rule" "unhandled=+1" \
+	ip netns exec "$client" socat -u - "UDP6-SENDTO:[$SERVER_IP6]:7001,sourceport=5011" <<<x
+short_tcp()
+{
+	ip netns exec "$client" python3 -c '
+import socket, struct, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+s.sendto(struct.pack("!HH", 5012, 7012), (sys.argv[1], 0))' "$SERVER_IP4"
+}
+expect_delta "$gw" "a TCP packet of 4 bytes" "unhandled=+1" short_tcp
 
 # A source the gateway routes through the other interface fails strict
 # rp_filter: tproxy assigns the listener, divert finds no input route.
@@ -222,8 +243,40 @@ if [ -z "$got" ]; then
 else
 	log_fail "the gateway's counters moved for the server's packets: $got"
 fi
+# Over everything the gateway saw above, each packet that reached tproxy,
+# and each that reached divert, is in exactly one counter.
+# nft_counter NAME: the packets the gateway's counter NAME counted.
+nft_counter()
+{
+	ip netns exec "$gw" nft list counter inet stats "$1" |
+		awk '/packets/ { print $2 }'
+}
+sum()
+{
+	local n t=0
+
+	for n in "$@"; do
+		t=$(( t + $(nft_tproxy_stat "$gw" "$n") ))
+	done
+	echo "$t"
+}
+tp=$(nft_counter tp)
+tps=$(sum established listener tw_takeover no_socket not_transparent unhandled)
+if [ "$tp" -gt 0 ] && [ "$tps" -eq "$tp" ]; then
+	log_pass "every packet tproxy evaluated is counted once: $tps counted, $tp evaluated ($(stats "$gw"))"
+else
+	log_fail "every packet tproxy evaluated is counted once: $tps counted, $tp evaluated ($(stats "$gw"))"
+fi
+dv=$(nft_counter dv)
+dvs=$(sum delivered looped refused)
+if [ "$dv" -gt 0 ] && [ "$dvs" -eq "$dv" ]; then
+	log_pass "every packet divert evaluated is counted once: $dvs counted, $dv evaluated"
+else
+	log_fail "every packet divert evaluated is counted once: $dvs counted, $dv evaluated"
+fi
+
 got=$(stats "$client")
-if [[ $got =~ ^(established=0\ listener=0\ tw_takeover=0\ no_socket=0\ not_transparent=0\ delivered=0\ looped=0\ refused=0\ )$ ]]; then
+if [[ $got =~ ^(established=0\ listener=0\ tw_takeover=0\ no_socket=0\ not_transparent=0\ delivered=0\ looped=0\ refused=0\ unhandled=0\ )$ ]]; then
 	log_pass "the client's namespace, without rules, counts nothing"
 else
 	log_fail "the client's namespace, without rules, counts nothing: $got"
