@@ -93,6 +93,8 @@ static bool nft_divert_input4(struct sk_buff *skb)
 {
 	const struct iphdr *iph = ip_hdr(skb);
 	struct net_device *dev = skb->dev;
+	struct dst_entry *old = skb_dst(skb);
+	bool old_ref = old && !skb_dst_is_noref(skb);
 	__be32 laddr;
 	int err;
 
@@ -104,20 +106,29 @@ static bool nft_divert_input4(struct sk_buff *skb)
 	if (!laddr)
 		return false;
 
-	skb_dst_drop(skb);
+	/*
+	 * The lookup reads a tunnel's metadata from the skb's dst, then drops
+	 * it: lend it, and keep the reference, so that a packet divert
+	 * leaves alone keeps what it came with.
+	 */
+	if (old)
+		skb_dst_set_noref(skb, old);
 #ifdef HAVE_IP_ROUTE_INPUT_DSCP
 	err = ip_route_input_noref(skb, laddr, iph->saddr,
 				   inet_dsfield_to_dscp(iph->tos), dev);
 #else
 	err = ip_route_input_noref(skb, laddr, iph->saddr, iph->tos, dev);
 #endif
-	if (err)
-		return false;
-
-	if (skb_rtable(skb)->rt_type != RTN_LOCAL) {
+	if (err || skb_rtable(skb)->rt_type != RTN_LOCAL) {
 		skb_dst_drop(skb);
+		if (old_ref)
+			skb_dst_set(skb, old);
+		else if (old)
+			skb_dst_set_noref(skb, old);
 		return false;
 	}
+	if (old_ref)
+		dst_release(old);
 	return true;
 }
 
@@ -166,6 +177,7 @@ static bool nft_divert_use_dst6(struct sk_buff *skb, struct dst_entry *dst)
 static bool nft_divert_input6(struct sk_buff *skb)
 {
 	const struct ipv6hdr *iph = ipv6_hdr(skb);
+	const struct ip_tunnel_info *tun_info;
 	struct net_device *dev = skb->dev;
 	struct flowi6 fl6 = {
 		.flowi6_iif	= dev->ifindex,
@@ -182,9 +194,20 @@ static bool nft_divert_input6(struct sk_buff *skb)
 	if (!nft_tproxy_dev_addr6(dev, &fl6.daddr))
 		return false;
 
+	tun_info = skb_tunnel_info(skb);
+	if (tun_info && !(tun_info->mode & IP_TUNNEL_INFO_TX))
+		fl6.flowi6_tun_key.tun_id = tun_info->key.tun_id;
+
+	/* Under RCU, as the input route lookup: no reference per packet. */
 	dst = ip6_route_input_lookup(dev_net(dev), dev, &fl6, skb,
-				     RT6_LOOKUP_F_HAS_SADDR);
-	return nft_divert_use_dst6(skb, dst);
+				     RT6_LOOKUP_F_HAS_SADDR |
+				     RT6_LOOKUP_F_DST_NOREF);
+	if (dst->error || !nft_divert_rt6_local(dst))
+		return false;
+
+	skb_dst_drop(skb);
+	skb_dst_set_noref(skb, dst);
+	return true;
 }
 
 static bool nft_divert_output6(struct net *net, struct sk_buff *skb)
