@@ -227,6 +227,59 @@ static bool nft_divert_output6(struct net *net, struct sk_buff *skb)
 #endif
 
 /*
+ * The input route an established TCP socket cached from its own packets,
+ * when early demux would take it for @skb: received on the same device,
+ * still valid, of the packet's family, and local.  Then the flow's
+ * packets skip the FIB lookup, as the recipe's do.  Never for UDP: an
+ * unconnected socket's cached route does not say which device it was for.
+ */
+static struct dst_entry *nft_divert_rx_dst(const struct sk_buff *skb,
+					   const struct sock *sk, u8 pf)
+{
+	struct dst_entry *dst;
+	int ifindex;
+
+	if (!sk_fullsock(sk) || sk->sk_protocol != IPPROTO_TCP ||
+	    sk->sk_state != TCP_ESTABLISHED)
+		return NULL;
+
+#ifdef HAVE_SK_RX_DST_IFINDEX
+	dst = rcu_dereference(sk->sk_rx_dst);
+	ifindex = READ_ONCE(sk->sk_rx_dst_ifindex);
+#else
+	dst = READ_ONCE(sk->sk_rx_dst);
+	ifindex = READ_ONCE(inet_sk(sk)->rx_dst_ifindex);
+#endif
+	if (!dst || ifindex != skb->skb_iif)
+		return NULL;
+
+	switch (pf) {
+	case NFPROTO_IPV4:
+		if (dst->ops->family != AF_INET)
+			return NULL;
+		dst = dst_check(dst, 0);
+		if (!dst ||
+		    container_of(dst, struct rtable, dst)->rt_type != RTN_LOCAL)
+			return NULL;
+		return dst;
+#if IS_ENABLED(CONFIG_NF_TABLES_IPV6)
+	case NFPROTO_IPV6:
+		if (dst->ops->family != AF_INET6)
+			return NULL;
+#ifdef HAVE_SK_RX_DST_COOKIE
+		dst = dst_check(dst, READ_ONCE(sk->sk_rx_dst_cookie));
+#else
+		dst = dst_check(dst, READ_ONCE(inet6_sk(sk)->rx_dst_cookie));
+#endif
+		if (!dst || !nft_divert_rt6_local(dst))
+			return NULL;
+		return dst;
+#endif
+	}
+	return NULL;
+}
+
+/*
  * The list receive path (ip_list_rcv_finish(), ip6_list_rcv_finish()) lends
  * a packet's route to the next packets of its batch with the same
  * destination address, unless the namespace has ip rules; divert's has
@@ -282,6 +335,7 @@ static int nft_divert_hints_off(struct net *net, u8 family)
 static bool nft_divert_input(const struct nft_pktinfo *pkt)
 {
 	struct sk_buff *skb = pkt->skb;
+	struct dst_entry *rx_dst;
 	struct sock *sk = NULL;
 	bool local = false;
 
@@ -292,15 +346,22 @@ static bool nft_divert_input(const struct nft_pktinfo *pkt)
 			return false;
 	}
 
-	switch (nft_pf(pkt)) {
-	case NFPROTO_IPV4:
-		local = nft_divert_input4(skb);
-		break;
+	rx_dst = skb_dst(skb) ? NULL :
+		 nft_divert_rx_dst(skb, sk ?: skb->sk, nft_pf(pkt));
+	if (rx_dst) {
+		skb_dst_set_noref(skb, rx_dst);
+		local = true;
+	} else {
+		switch (nft_pf(pkt)) {
+		case NFPROTO_IPV4:
+			local = nft_divert_input4(skb);
+			break;
 #if IS_ENABLED(CONFIG_NF_TABLES_IPV6)
-	case NFPROTO_IPV6:
-		local = nft_divert_input6(skb);
-		break;
+		case NFPROTO_IPV6:
+			local = nft_divert_input6(skb);
+			break;
 #endif
+		}
 	}
 
 	if (local)

@@ -158,6 +158,18 @@ probe IP6SKB_MULTIPATH \
 int probe(struct sk_buff *skb) { return IP6CB(skb)->flags & IP6SKB_MULTIPATH; }
 EOF
 
+probe SK_RX_DST_IFINDEX \
+"the input device of a socket's cached input route moved from inet_sk(sk)->rx_dst_ifindex to sk->sk_rx_dst_ifindex, and sk_rx_dst became __rcu, in 5.16" <<'EOF'
+#include <net/sock.h>
+int probe(const struct sock *sk) { return sk->sk_rx_dst_ifindex; }
+EOF
+
+probe SK_RX_DST_COOKIE \
+"the cookie of an IPv6 socket's cached input route moved from inet6_sk(sk)->rx_dst_cookie to sk->sk_rx_dst_cookie in 5.16" <<'EOF'
+#include <net/sock.h>
+u32 probe(const struct sock *sk) { return sk->sk_rx_dst_cookie; }
+EOF
+
 {
 	echo '# SPDX-License-Identifier: GPL-2.0'
 	echo "obj-m := $(for n in $names; do printf '%s.o ' "$n"; done)"
