@@ -379,7 +379,7 @@ kernel_decides()
 		chain pre { type filter hook prerouting priority -150; }
 		chain out { type filter hook output priority 0; }
 		chain in { type filter hook input priority 0; }
-		chain fwd { type filter hook forward priority 0; }
+		chain fw { type filter hook forward priority 0; }
 	}
 	table ip n {
 		chain c { type nat hook output priority 0; }
@@ -453,7 +453,7 @@ if unshare -n true 2>/dev/null; then
 		kernel_decides "inet t pre meta l4proto tcp tproxy to :8080 divert accept"
 		kernel_decides "inet t out divert"
 		kernel_decides "inet t in divert"
-		kernel_decides "inet t fwd divert accept"
+		kernel_decides "inet t fw divert accept"
 		kernel_decides "ip n c divert"
 		kernel_decides "bridge b c divert"
 	} >"$logs/kernel-decides.log"; then
