@@ -558,6 +558,36 @@ NFT_RAW=$SELFTEST_DIR/nft_raw
 # of libnftnl-patch/ and nft-patch/, which know the extensions' syntax.
 : "${NFT_PATCHED:=$(readlink -m "$SELFTEST_DIR/../build/userspace/prefix/sbin/nft")}"
 
+# FIB_TRACE: where fib_trace_on finds the trace buffer.
+FIB_TRACE=/sys/kernel/tracing
+
+# fib_trace_on WHY: turn the fib:fib_table_lookup and fib6:fib6_table_lookup
+# tracepoints on until the test exits (they see every namespace), or SKIP,
+# saying WHY the test needs them.  Turning a tracepoint on or off rewrites
+# kernel text while the other CPU may run it; under QEMU's software
+# emulation that is not safe for code that runs all the time, so the
+# command names are not recorded (that would turn the scheduler's
+# tracepoints on), and the FIB ones are turned on once, before any traffic.
+fib_trace_on()
+{
+	local t=$FIB_TRACE o
+
+	[ -w "$t/trace" ] || mount -t tracefs nodev "$t" 2>/dev/null
+	if [ ! -d "$t/events/fib/fib_table_lookup" ] ||
+	   [ ! -d "$t/events/fib6/fib6_table_lookup" ]; then
+		echo "SKIP: no FIB lookup tracepoints in $t: $1"
+		exit "$ksft_skip"
+	fi
+	for o in record-cmd record-tgid; do
+		[ -w "$t/options/$o" ] || continue
+		on_exit "echo $(cat "$t/options/$o") >$t/options/$o"
+		echo 0 >"$t/options/$o"
+	done
+	echo 1 >"$t/events/fib/fib_table_lookup/enable"
+	echo 1 >"$t/events/fib6/fib6_table_lookup/enable"
+	on_exit "echo 0 >$t/events/fib/fib_table_lookup/enable; echo 0 >$t/events/fib6/fib6_table_lookup/enable"
+}
+
 # nft_tproxy_stat NS NAME: the counter NAME of /proc/net/stat/nft_tproxy in
 # NS, summed over the CPUs.
 nft_tproxy_stat()

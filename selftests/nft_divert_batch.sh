@@ -22,7 +22,7 @@
 # (the fib:fib_table_lookup and fib6:fib6_table_lookup tracepoints), which
 # only route hints, hence batches, explain.  Then, with the rules
 #
-#	meta l4proto { tcp, udp } socket transparent 1 divert accept
+#	meta l4proto { tcp, udp } divert accept
 #	meta l4proto { tcp, udp } th dport 80 tproxy ip to :8080 divert accept
 #	meta l4proto { tcp, udp } th dport 80 tproxy ip6 to :8080 divert accept
 #
@@ -38,7 +38,7 @@ source "$(dirname "$(readlink -f "$0")")/lib.sh"
 ECHO=$SELFTEST_DIR/tproxy_echo
 BURST=$SELFTEST_DIR/batch_burst.py
 XDP_PASS=$SELFTEST_DIR/xdp_pass
-TRACE=/sys/kernel/tracing
+TRACE=$FIB_TRACE
 ROUNDS=20
 
 checktool "nft --version" "run nft"
@@ -47,34 +47,9 @@ checktool "tc -V" "run tc"
 checktool "python3 -V" "run python3"
 require_nft_patched
 [ -x "$ECHO" ] || { echo "SKIP: $ECHO is not built"; exit "$ksft_skip"; }
-if [ ! -w "$TRACE/trace" ]; then
-	mount -t tracefs nodev "$TRACE" 2>/dev/null
-fi
-if [ ! -d "$TRACE/events/fib/fib_table_lookup" ] ||
-   [ ! -d "$TRACE/events/fib6/fib6_table_lookup" ]; then
-	echo "SKIP: no FIB lookup tracepoints in $TRACE: cannot show that batches form"
-	exit "$ksft_skip"
-fi
-
 setup_topology || exit "$ksft_fail"
 
-# Turning a tracepoint on or off rewrites kernel text while the other CPU
-# may run it.  Under QEMU's software emulation that is not safe for code
-# that runs all the time: recording the command names of events would turn
-# on the scheduler's tracepoints, so it is off.  The FIB tracepoints are
-# turned on once, before any traffic, and off at the end.
-trace_events()
-{
-	echo "$1" >"$TRACE/events/fib/fib_table_lookup/enable"
-	echo "$1" >"$TRACE/events/fib6/fib6_table_lookup/enable"
-}
-record_cmd=$(cat "$TRACE/options/record-cmd")
-record_tgid=$(cat "$TRACE/options/record-tgid")
-echo 0 >"$TRACE/options/record-cmd"
-echo 0 >"$TRACE/options/record-tgid"
-on_exit "echo $record_cmd >$TRACE/options/record-cmd; echo $record_tgid >$TRACE/options/record-tgid"
-trace_events 1
-on_exit "trace_events 0"
+fib_trace_on "cannot show that batches form"
 
 # The client's qdisc holds each burst and releases it at once; the
 # gateway's receiving veth runs NAPI, which hands the stack lists.
@@ -175,7 +150,7 @@ if ! nftp "$gw" -f - <<EOF
 table inet proxy {
 	chain divert {
 		type filter hook prerouting priority mangle; policy accept;
-		meta l4proto { tcp, udp } socket transparent 1 divert accept
+		meta l4proto { tcp, udp } divert accept
 		meta l4proto { tcp, udp } th dport 80 tproxy ip to :8080 divert accept
 		meta l4proto { tcp, udp } th dport 80 tproxy ip6 to :8080 divert accept
 	}
@@ -205,7 +180,7 @@ endpoints()
 	busywait "$BUSYWAIT_TIMEOUT" listener_ready "$gw" 8080 "$1" &&
 	busywait "$BUSYWAIT_TIMEOUT" listener_ready "$server" 81 "$1"
 }
-on_exit 'rm -f "$gw.proxy.log" "$server.server.log" "$gw.out"'
+on_exit "rm -f '$gw.proxy.log' '$server.server.log' '$gw.out'"
 
 # logged FILE PROTO ADDR PORT: the lines of FILE for PROTO flows to ADDR:PORT.
 logged()
