@@ -14,9 +14,10 @@
 #
 # Twice: with the policy-routing recipe, then with divert and no policy
 # routing, where the flow's own socket is looked up first
-# ("socket transparent 1 divert accept" before the tproxy rules): divert's
-# lookup must not give the SYN to the timewait socket, so that the tproxy
-# rule after it takes the tuple over.
+# ("socket transparent 1 divert accept", then the bare "meta l4proto tcp
+# divert accept", before the tproxy rules): divert's lookup must not give
+# the SYN to the timewait socket, so that the tproxy rule after it takes
+# the tuple over.
 
 source "$(dirname "$(readlink -f "$0")")/lib.sh"
 
@@ -60,6 +61,7 @@ time_wait_on_gw()
 # resets it and connects again a second later, with a retransmitted SYN.
 retrans()
 {
+	# shellcheck disable=SC2016 # awk's own fields
 	ip netns exec "$1" awk '/^Tcp:/ {
 		if (!n) { for (i = 1; i <= NF; i++) if ($i == "RetransSegs") c = i; n = 1 }
 		else print $c }' /proc/net/snmp
@@ -104,28 +106,37 @@ if [ ! -x "$NFT_PATCHED" ]; then
 fi
 ip -n "$gw" rule del fwmark 1 lookup 100
 ip -n "$gw" -6 rule del fwmark 1 lookup 100
-ip netns exec "$gw" nft delete table inet proxy
-if ! nftp "$gw" -f - <<EOF
+
+# divert_with FIRST BASE: the flow's own socket found by FIRST, then tproxy.
+divert_with()
+{
+	local tw0 tw
+
+	ip netns exec "$gw" nft delete table inet proxy
+	if ! nftp "$gw" -f - <<EOF
 table inet proxy {
 	chain divert {
 		type filter hook prerouting priority mangle; policy accept;
-		socket transparent 1 divert accept
+		$1 accept
 		tcp dport 80 tproxy ip to :8080 divert accept
 		tcp dport 80 tproxy ip6 to :8080 divert accept
 	}
 }
 EOF
-then
-	log_fail "divert: the ruleset loads"
-	exit "$ret"
-fi
-tw0=$(nft_tproxy_stat "$gw" tw_takeover)
-reconnect divert 40010
-tw=$(( $(nft_tproxy_stat "$gw" tw_takeover) - tw0 ))
-if [ "$tw" -eq 2 ]; then
-	log_pass "divert: tproxy counted both takeovers (tw_takeover +$tw)"
-else
-	log_fail "divert: tproxy counted both takeovers (tw_takeover +$tw)"
-fi
+	then
+		log_fail "divert: '$1': the ruleset loads"
+		return
+	fi
+	tw0=$(nft_tproxy_stat "$gw" tw_takeover)
+	reconnect "divert after '$1'" "$2"
+	tw=$(( $(nft_tproxy_stat "$gw" tw_takeover) - tw0 ))
+	if [ "$tw" -eq 2 ]; then
+		log_pass "divert after '$1': tproxy counted both takeovers (tw_takeover +$tw)"
+	else
+		log_fail "divert after '$1': tproxy counted both takeovers (tw_takeover +$tw)"
+	fi
+}
+divert_with "socket transparent 1 divert" 40010
+divert_with "meta l4proto tcp divert" 40020
 
 exit "$ret"
