@@ -142,14 +142,17 @@ ports_rules()
 # tproxy_table DELIVERY PORT...: the recipe's prerouting chain.
 tproxy_table()
 {
-	local d=$1
+	local d=$1 own
 	shift
 
+	# The flow's own socket: divert looks it up itself.
+	own="socket transparent 1 $d"
+	[ "$d" != divert ] || own=divert
 	cat <<-EOF
 	table inet bench {
 		chain pre {
 			type filter hook prerouting priority mangle; policy accept;
-			meta l4proto { tcp, udp } socket transparent 1 $d accept
+			meta l4proto { tcp, udp } $own accept
 			$(ports_rules "$d" "$@")
 		}
 	}
@@ -183,7 +186,11 @@ vmap_table()
 		echo "chain pre { type nat hook prerouting priority dstnat; policy accept;"
 	else
 		echo "chain pre { type filter hook prerouting priority mangle; policy accept;"
-		echo "meta l4proto tcp socket transparent 1 $d accept"
+		if [ "$v" = F ]; then
+			echo "meta l4proto tcp divert accept"
+		else
+			echo "meta l4proto tcp socket transparent 1 $d accept"
+		fi
 	fi
 	echo "tcp dport $ctrl jump t_$ctrl"
 	echo "tcp dport vmap @ports; }"
