@@ -21,6 +21,11 @@
 # In B to F, Y talks to Z's address and X's servers take the connections:
 # netserver, made transparent with transparent_preload.so.
 #
+# Phase fwd (forwarded, not intercepted): X set up as E (the recipe: its
+# ip rule, table 100 and tproxy rules for other ports) and as F (divert's
+# rules for other ports), while Y talks to netserver on Z itself on ports no
+# rule takes: what each setup costs the rest of the gateway's traffic.
+#
 # Method: every figure is a count of the guest's work when QEMU counts
 # instructions (make bench boots it so): netperf times its own
 # window with an in-process clock; nothing inside a window writes to the
@@ -29,7 +34,7 @@
 #
 # Environment: BENCH_REPS (5), BENCH_CRR (TCP_CRR transactions), BENCH_RR
 # (TCP_RR and UDP_RR transactions), BENCH_BULK (TCP_STREAM bytes),
-# BENCH_PHASES (main estab vmap relay).
+# BENCH_PHASES (main estab vmap relay fwd).
 
 set -u
 
@@ -43,10 +48,10 @@ REPS=${BENCH_REPS:-5}
 CRR=${BENCH_CRR:-1000}
 RR=${BENCH_RR:-3000}
 BULK=${BENCH_BULK:-268435456}
-PHASES=${BENCH_PHASES:-main estab vmap relay}
+PHASES=${BENCH_PHASES:-main estab vmap relay fwd}
 VARIANTS="A B C D E F B+ct E+ct"
 if [ "$smoke" = smoke ]; then
-	REPS=1 CRR=300 PHASES=main
+	REPS=1 CRR=300 PHASES="main fwd"
 	WORKLOADS=conn
 else
 	WORKLOADS="conn tcp_rr udp_rr bulk"
@@ -508,12 +513,14 @@ ESTAB_N=${BENCH_ESTAB_N:-10 1000 10000}
 VMAP_N=${BENCH_VMAP_N:-1 100 10000}
 ESTAB_VARIANTS="A B D E F"
 VMAP_VARIANTS="B D E F"
+FWD_VARIANTS="E F"
 phase_variants()
 {
 	case $1 in
 	main) echo "$all_variants" ;;
 	estab) echo "$ESTAB_VARIANTS" ;;
 	vmap) echo "$VMAP_VARIANTS" ;;
+	fwd) echo "$FWD_VARIANTS" ;;
 	esac | if [ "$have_divert" = 0 ]; then sed 's/ F\b//'; else cat; fi
 }
 
@@ -589,10 +596,52 @@ relay_set()
 	teardown_variant
 }
 
+# The fwd phase: index 8, variants E and F, netserver on Z.
+FWD_PI=8
+fwd_variants() { phase_variants fwd; }
+
+# fwd_servers BASE VARIANT: netserver on BASE in VARIANT's Z.
+fwd_servers()
+{
+	use_topo "$2"
+	ip netns exec "$server" netserver -D -p "$1" >>"$log" 2>&1 &
+	busywait "$BUSYWAIT_TIMEOUT" listener_ready "$server" "$1" tcp
+}
+
+# fwd_set: REPS rounds of every workload, Y to netserver on Z through X set
+# up as E and as F, alternated; the rules intercept two other ports.
+fwd_set()
+{
+	local rep v w base
+
+	for ((rep = 1; rep <= REPS; rep++)); do
+		for v in $(rotate $((rep - 1)) "$(fwd_variants)"); do
+			base=$(base_port "$FWD_PI" "$v")
+			setup_variant "$v" main $((base + 10)) $((base + 11)) ||
+				die "fwd: setting up $v"
+			if [ "$rep" = 1 ]; then
+				facts fwd "$v"
+				warm "$v" "$base" "$WORKLOADS"
+			fi
+			for w in $WORKLOADS; do
+				measure fwd "$w" "$v" "$rep" "$base"
+			done
+			teardown_variant
+		done
+		say "fwd: round $rep of $REPS done"
+	done
+}
+
 # Servers of every phase and variant, started before any window.
 for phase in $PHASES; do
 	case $phase in
 	main) pis=0 ;; estab) pis="1 2 3" ;; vmap) pis="4 5 6" ;; relay) continue ;;
+	fwd)
+		for v in $(fwd_variants); do
+			fwd_servers "$(base_port "$FWD_PI" "$v")" "$v" ||
+				die "fwd: servers of $v"
+		done
+		continue ;;
 	*) die "unknown phase $phase" ;;
 	esac
 	for pi in $pis; do
@@ -620,6 +669,8 @@ for phase in $PHASES; do
 		done ;;
 	relay)
 		relay_set ;;
+	fwd)
+		fwd_set ;;
 	esac
 done
 

@@ -125,8 +125,12 @@ def ratios(groups):
             if x is not None:
                 r[f"main/{wl}/{a}:{b}"] = x
     phases = sorted({k.split("|")[0] for k in groups})
+    for wl in MAIN_WL:
+        x = ratio(med(groups, "fwd", wl, "F"), med(groups, "fwd", wl, "E"))
+        if x is not None:
+            r[f"fwd/{wl}/F:E"] = x
     for ph in phases:
-        if ph == "main" or ph == "relay":
+        if ph in ("main", "relay", "fwd"):
             continue
         for v in variants:
             base = "A" if ph.startswith("estab") else None
@@ -238,6 +242,24 @@ def kernel_md(k, res):
             cells = [fmt(r.get(f"{p}/conn/{a}:{b}")) for p in phs]
             out.append(f"| {a}/{b} | " + " | ".join(cells) + " | |")
         out.append("")
+    if any(f"fwd/{w}/F:E" in r for w in MAIN_WL):
+        out.append("### Forwarded, not intercepted\n")
+        out.append("Y talks to a server on Z through X on ports no rule takes, X set "
+                   "up as E (policy routing: its ip rule and table, tproxy rules for "
+                   "other ports) and as F (divert's rules for other ports): what each "
+                   "setup costs the gateway's other traffic.\n")
+        out.append("| | " + " | ".join(WL_TEXT[w] for w in MAIN_WL) + " |")
+        out.append("|---|" + "---|" * len(MAIN_WL))
+        for v in ("E", "F"):
+            cells = []
+            for w in MAIN_WL:
+                gg = g.get(f"fwd|{w}|{v}")
+                cells.append("n/a" if not gg else
+                             f"{gg['median']:.3f} {gg['unit']} (CV {gg['cv']:.2f} %)")
+            out.append(f"| {v}: {VARIANT_TEXT[v]} | " + " | ".join(cells) + " |")
+        out.append("| F/E | " + " | ".join(
+            fmt(r.get(f"fwd/{w}/F:E")) for w in MAIN_WL) + " |")
+        out.append("")
     rr = r.get("relay/bulk/throughput relay:direct")
     if rr is not None:
         d, p = g["relay|bulk|direct"], g["relay|bulk|relay"]
@@ -287,6 +309,11 @@ def summary_txt(data):
             r = data["kernels"][k]["ratios"]
             cells.append(" ".join(fmt(r.get(f"main/{w}/{a}:{b}")) for w in MAIN_WL))
         out.append(f"  {a}/{b}".ljust(w0) + "".join(f"{c:>26}" for c in cells))
+    cells = []
+    for k in ks:
+        r = data["kernels"][k]["ratios"]
+        cells.append(" ".join(fmt(r.get(f"fwd/{w}/F:E")) for w in MAIN_WL))
+    out.append("  forwarded, not intercepted F/E".ljust(w0) + "".join(f"{c:>26}" for c in cells))
     out.append("scale, conn at the largest N / smallest N:")
     for kind, lo, hi in (("estab", "10", "10000"), ("vmap", "1", "10000")):
         for v in VARIANT_TEXT:
