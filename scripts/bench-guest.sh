@@ -51,7 +51,7 @@ BULK=${BENCH_BULK:-268435456}
 PHASES=${BENCH_PHASES:-main estab vmap relay fwd}
 VARIANTS="A B C D E F B+ct E+ct"
 if [ "$smoke" = smoke ]; then
-	REPS=1 CRR=300 PHASES="main fwd"
+	REPS=1 CRR=300 PHASES=main
 	WORKLOADS=conn
 else
 	WORKLOADS="conn tcp_rr udp_rr bulk"

@@ -20,8 +20,7 @@
 # results.prev.json and compared.  Exit 1 when a run fails, a spread is too
 # wide (CV over 1 % under instruction counting) or ours did not serve E/F.
 #
-# --smoke: one workload (new connections), one round, every variant of the
-# main phase and of the forwarded one (fwd); results
+# --smoke: one workload (new connections), one round, every variant; results
 # in build/bench-smoke/.  make check runs it so that the bench cannot rot.
 
 set -u
