@@ -313,7 +313,9 @@ def summary_txt(data):
     for k in ks:
         r = data["kernels"][k]["ratios"]
         cells.append(" ".join(fmt(r.get(f"fwd/{w}/F:E")) for w in MAIN_WL))
-    out.append("  forwarded, not intercepted F/E".ljust(w0) + "".join(f"{c:>26}" for c in cells))
+    if any(f"fwd/{w}/F:E" in data["kernels"][k]["ratios"] for k in ks for w in MAIN_WL):
+        out.append("  forwarded, not intercepted F/E".ljust(w0) +
+                   "".join(f"{c:>26}" for c in cells))
     out.append("scale, conn at the largest N / smallest N:")
     for kind, lo, hi in (("estab", "10", "10000"), ("vmap", "1", "10000")):
         for v in VARIANT_TEXT:
