@@ -588,6 +588,14 @@ fib_trace_on()
 	on_exit "echo 0 >$t/events/fib/fib_table_lookup/enable; echo 0 >$t/events/fib6/fib6_table_lookup/enable"
 }
 
+# nft_counter NS TABLE NAME: the packets counted so far by the named
+# counter NAME of the inet table TABLE in NS.
+nft_counter()
+{
+	ip netns exec "$1" nft list counter inet "$2" "$3" |
+		awk '/packets/ { print $2 }'
+}
+
 # nft_tproxy_stat NS NAME: the counter NAME of /proc/net/stat/nft_tproxy in
 # NS, summed over the CPUs.
 nft_tproxy_stat()

@@ -61,22 +61,16 @@ if ! busywait "$BUSYWAIT_TIMEOUT" listener_ready "$gw" 8080 tcp; then
 	exit "$ret"
 fi
 
-counter()
-{
-	ip netns exec "$gw" nft list counter inet proxy "$1" |
-		awk '/packets/ { print $2 }'
-}
-
 for f in 4 6; do
 	if [ $f = 4 ]; then
 		z=$SERVER_IP4 laddr=$GW_CLIENT_IP4
 	else
 		z=$SERVER_IP6 laddr=$GW_CLIENT_IP6
 	fi
-	p0=$(counter "in$f")
+	p0=$(nft_counter "$gw" proxy "in$f")
 	echo >"$TRACE/trace"
 	out=$(ip netns exec "$client" python3 "$BURST" tcp "$z" "$CONNS" 80:proxy)
-	p=$(( $(counter "in$f") - p0 ))
+	p=$(( $(nft_counter "$gw" proxy "in$f") - p0 ))
 	l=$(grep -c -- "-> ${laddr//./\\.}/" "$TRACE/trace")
 	what="$CONNS connections ($out), $p packets delivered, $l route lookups by divert"
 	if [ "$out" = "80 good=$CONNS/$CONNS" ] && [ "$p" -ge $((6 * CONNS)) ] &&

@@ -83,8 +83,7 @@ done
 
 packets()
 {
-	ip netns exec "$server" nft list counter inet sk "$1" |
-		awk '/packets/ { print $2 }'
+	nft_counter "$server" sk "$1"
 }
 
 # counter NAME hit|none WHAT

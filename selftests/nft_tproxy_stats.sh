@@ -245,12 +245,6 @@ else
 fi
 # Over everything the gateway saw above, each packet that reached tproxy,
 # and each that reached divert, is in exactly one counter.
-# nft_counter NAME: the packets the gateway's counter NAME counted.
-nft_counter()
-{
-	ip netns exec "$gw" nft list counter inet stats "$1" |
-		awk '/packets/ { print $2 }'
-}
 sum()
 {
 	local n t=0
@@ -260,14 +254,14 @@ sum()
 	done
 	echo "$t"
 }
-tp=$(nft_counter tp)
+tp=$(nft_counter "$gw" stats tp)
 tps=$(sum established listener tw_takeover no_socket not_transparent unhandled)
 if [ "$tp" -gt 0 ] && [ "$tps" -eq "$tp" ]; then
 	log_pass "every packet tproxy evaluated is counted once: $tps counted, $tp evaluated ($(stats "$gw"))"
 else
 	log_fail "every packet tproxy evaluated is counted once: $tps counted, $tp evaluated ($(stats "$gw"))"
 fi
-dv=$(nft_counter dv)
+dv=$(nft_counter "$gw" stats dv)
 dvs=$(sum delivered looped refused)
 if [ "$dv" -gt 0 ] && [ "$dvs" -eq "$dv" ]; then
 	log_pass "every packet divert evaluated is counted once: $dvs counted, $dv evaluated"
