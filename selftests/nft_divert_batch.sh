@@ -31,7 +31,10 @@
 # datagram to :80 and two to :81; TCP, 20 connections to each port opened
 # at once, then three lines on every connection.  Every :80 flow must reach
 # the proxy and every :81 flow the server; none may be delivered to the
-# gateway itself.
+# gateway itself; and over IPv4 the forwarded packets must again have cost
+# fewer lookups than their number, so that the batches formed in that very
+# burst (over IPv6 a kernel without IP6SKB_MULTIPATH takes no route hints
+# once divert is loaded, see divert.rst).
 
 source "$(dirname "$(readlink -f "$0")")/lib.sh"
 
@@ -77,16 +80,19 @@ EOF
 # counter NAME: packets counted so far by the gateway's counter NAME.
 counter()
 {
-	ip netns exec "$gw" nft list counter inet watch "$1" |
-		awk '/packets/ { print $2 }'
+	nft_counter "$gw" watch "$1"
 }
 
 # lookups ADDR: the FIB lookups traced since the last trace_clear that
-# forwarded a packet to ADDR: only the gateway routes out of its
-# $GW_SERVER_IF (the tracepoints see every namespace).
+# forwarded a packet received on the gateway's client side to ADDR: only
+# the gateway routes out of its $GW_SERVER_IF (the tracepoints see every
+# namespace), and the input interface leaves out the source validation of
+# the server's answers, a lookup from lo towards ADDR.
+# shellcheck disable=SC2154 # set by setup_topology
+gw_client_ifindex=$(ip netns exec "$gw" cat "/sys/class/net/$GW_CLIENT_IF/ifindex")
 lookups()
 {
-	grep -c -- "-> ${1//./\\.}/[0-9]* .*==> dev $GW_SERVER_IF " "$TRACE/trace"
+	grep -c -- "iif $gw_client_ifindex .*-> ${1//./\\.}/[0-9]* .*==> dev $GW_SERVER_IF " "$TRACE/trace"
 }
 
 trace_clear()
@@ -215,15 +221,18 @@ for proto in udp tcp; do
 		if [ "$proto" = udp ]; then
 			a0=$(logged "$gw.proxy.log" udp "$z" 80)
 			b0=$(logged "$server.server.log" udp "$z" 81)
-			batched "$f" "udp" udp_burst "$z" "$ROUNDS" 80 81 81
+			formed=yes
+			batched "$f" "udp" udp_burst "$z" "$ROUNDS" 80 81 81 || formed=no
 			busywait 5000 udp_landed "$z" "$a0" "$b0"
 			a=$(( $(logged "$gw.proxy.log" udp "$z" 80) - a0 ))
 			b=$(( $(logged "$server.server.log" udp "$z" 81) - b0 ))
 			what="$a/$ROUNDS datagrams to :80 at the proxy, $b/$((2 * ROUNDS)) to :81 at the server"
 			good=$(( a == ROUNDS && b == 2 * ROUNDS ))
 		else
+			formed=yes
 			batched "$f" "tcp" ip netns exec "$client" \
-				python3 "$BURST" tcp "$z" "$ROUNDS" 80:proxy 81:server
+				python3 "$BURST" tcp "$z" "$ROUNDS" 80:proxy 81:server ||
+				formed=no
 			out=$(cat "$gw.out")
 			what=$(echo "$out" | sed 's/^80 /:80 at the proxy /; s/^81 /:81 at the server /' |
 			       tr '\n' ' ')
@@ -232,10 +241,13 @@ for proto in udp tcp; do
 				grep -qx "81 good=$ROUNDS/$ROUNDS" <<<"$out" && good=1
 		fi
 		l=$(local_delta "$l0")
-		if [ "$good" = 1 ] && [ "$l" -eq 0 ]; then
+		# Without IP6SKB_MULTIPATH (5.10) divert turns IPv6 route hints
+		# off in the namespace: there only the calibration shows batches.
+		[ "$f" = 4 ] || [ "$formed" = yes ] || formed="no (IPv6 may take no hints)"
+		if [ "$good" = 1 ] && [ "$l" -eq 0 ] && [[ $formed != no ]]; then
 			log_pass "$proto ipv$f: in bursts, diverted flows reach the proxy and the others the server: $what"
 		else
-			log_fail "$proto ipv$f: in bursts, diverted flows reach the proxy and the others the server: $what; $l packets to :81 delivered to the gateway itself"
+			log_fail "$proto ipv$f: in bursts, diverted flows reach the proxy and the others the server: $what; $l packets to :81 delivered to the gateway itself; batches formed (fewer lookups than packets forwarded): $formed"
 		fi
 	done
 done
