@@ -24,7 +24,9 @@
 # Environment: MATRIX_CACHE, MATRIX_BULLSEYE (release pattern, default
 # '5\.10\.0-[0-9]+-amd64'), MATRIX_SID (default '7\.2\.[0-9]+\+deb[0-9]+-amd64'),
 # MATRIX_SOURCE (linux-source line, default 6.12), VM_RUN_CPUS (default 1:
-# two kernels run side by side).
+# two kernels run side by side), MATRIX_LANES (default "ci bullseye sid
+# notproxy": the CI pair, 5.10, 7.2 and the kernel without tproxy; a subset
+# runs only those).
 
 set -u
 
@@ -37,6 +39,8 @@ BULLSEYE=${MATRIX_BULLSEYE:-'5\.10\.0-[0-9]+-amd64'}
 SID=${MATRIX_SID:-'7\.2\.[0-9]+\+deb[0-9]+-amd64'}
 SOURCE=${MATRIX_SOURCE:-6.12}
 LANES=2
+MATRIX_LANES=${MATRIX_LANES:-ci bullseye sid notproxy}
+lane() { [[ " $MATRIX_LANES " == *" $1 "* ]]; }
 # shellcheck source=scripts/runlib.sh
 source scripts/runlib.sh
 
@@ -106,16 +110,22 @@ version=$(make -s version)
 
 # The kernel build takes the CPU while the chroots wait on the network.
 echo "matrix: preparing the kernels in $CACHE (logs in build/matrix-*.log)"
-scripts/matrix-notproxy.sh "$CACHE" "$SOURCE" >build/matrix-notproxy.log 2>&1 &
-notproxy_pid=$!
+notproxy_pid=""
+if lane notproxy; then
+	scripts/matrix-notproxy.sh "$CACHE" "$SOURCE" >build/matrix-notproxy.log 2>&1 &
+	notproxy_pid=$!
+fi
 
-for k in $(scripts/kernels.sh); do
-	add "$k" host "" "bookworm linux-image $(dpkg-query -W -f='${Version}' "linux-image-$k")" \
-	    "$INTREE_TESTS"
-done
+if lane ci; then
+	for k in $(scripts/kernels.sh); do
+		add "$k" host "" "bookworm linux-image $(dpkg-query -W -f='${Version}' "linux-image-$k")" \
+		    "$INTREE_TESTS"
+	done
+fi
 
 for spec in "bullseye:$BULLSEYE" "sid:$SID"; do
 	suite=${spec%%:*}
+	lane "$suite" || continue
 	if scripts/matrix-chroot.sh "$CACHE" "$suite" "${spec#*:}" >"build/matrix-$suite.log" 2>&1; then
 		k=$(tail -n 1 "build/matrix-$suite.log")
 		grep '^matrix-chroot:' "build/matrix-$suite.log" | sed 's/^/matrix: /'
@@ -127,7 +137,9 @@ for spec in "bullseye:$BULLSEYE" "sid:$SID"; do
 	fi
 done
 
-if wait "$notproxy_pid"; then
+if [ -z "$notproxy_pid" ]; then
+	:
+elif wait "$notproxy_pid"; then
 	k=$(tail -n 1 build/matrix-notproxy.log)
 	grep '^matrix-notproxy:' build/matrix-notproxy.log | sed 's/^/matrix: /'
 	add "$k" "kdir:$CACHE/notproxy/linux" "$CACHE/notproxy/img/boot/vmlinuz-$k" \
