@@ -5,7 +5,7 @@
 # with vm-run.sh --mode intree --exec): measures what interception costs,
 # variant by variant, in one boot, and writes the raw figures to OUT/raw.txt.
 #
-#   bench-guest.sh OUT [smoke]
+#   bench-guest.sh OUT [smoke|profile]
 #
 #   Y (client, netperf) ---- X (gateway) ---- Z (server)
 #
@@ -26,6 +26,11 @@
 # rules for other ports), while Y talks to netserver on Z itself on ports no
 # rule takes: what each setup costs the rest of the gateway's traffic.
 #
+# profile: A and F once each, every workload, under perf record (cpu-clock,
+# the whole guest): OUT/profile-WORKLOAD-VARIANT.txt, for
+# scripts/bench-profile.py.  Under instruction counting a sample is a slice
+# of the guest's work, so the samples of a symbol are what it costs.
+#
 # Method: every figure is a count of the guest's work when QEMU counts
 # instructions (make bench boots it so): netperf times its own
 # window with an in-process clock; nothing inside a window writes to the
@@ -38,8 +43,8 @@
 
 set -u
 
-out=${1:?usage: bench-guest.sh OUT [smoke]}
-smoke=${2:-}
+out=${1:?usage: bench-guest.sh OUT [smoke|profile]}
+kind=${2:-}
 root=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd -P)
 # shellcheck source=selftests/lib.sh
 source "$root/selftests/lib.sh"
@@ -50,9 +55,12 @@ RR=${BENCH_RR:-3000}
 BULK=${BENCH_BULK:-268435456}
 PHASES=${BENCH_PHASES:-main estab vmap relay fwd}
 VARIANTS="A B C D E F B+ct E+ct"
-if [ "$smoke" = smoke ]; then
+if [ "$kind" = smoke ]; then
 	REPS=1 CRR=300 PHASES=main
 	WORKLOADS=conn
+elif [ "$kind" = profile ]; then
+	REPS=1 PHASES=profile
+	WORKLOADS="conn tcp_rr udp_rr bulk"
 else
 	WORKLOADS="conn tcp_rr udp_rr bulk"
 fi
@@ -521,6 +529,7 @@ phase_variants()
 	estab) echo "$ESTAB_VARIANTS" ;;
 	vmap) echo "$VMAP_VARIANTS" ;;
 	fwd) echo "$FWD_VARIANTS" ;;
+	profile) echo "A F" ;;
 	esac | if [ "$have_divert" = 0 ]; then sed 's/ F\b//'; else cat; fi
 }
 
@@ -632,10 +641,47 @@ fwd_set()
 	done
 }
 
+# profile_set: A and F, one window of each workload under perf record.
+# Every window runs a fixed number of transactions (or bytes), so the two
+# variants' samples compare directly.  perf starts before the window and
+# stops after it: the idle time around it is left out by the report.
+profile_set()
+{
+	local v w base cu pid data
+
+	command -v perf >/dev/null || die "profile: perf is not installed (make deps)"
+	for v in A F; do
+		base=$(base_port 0 "$v")
+		setup_variant "$v" main "$base" $((base + 1)) $((base + 2)) \
+			$((base + 3)) $((base + 4)) || die "profile: setting up $v"
+		facts profile "$v"
+		warm "$v" "$base" "$WORKLOADS"
+		for w in $WORKLOADS; do
+			settle "profile $w $v"
+			data=/run/perf.$w.$v
+			perf record -q -a -e cpu-clock -F 1000 -o "$data" \
+				>/dev/null 2>>"$log" &
+			pid=$!
+			sleep 2
+			cu=$(window "$(target "$v")" "$base" "$w")
+			kill -INT "$pid"
+			wait "$pid"
+			# shellcheck disable=SC2086	# "COST UNIT"
+			record profile "$w" "$v" 1 $cu
+			perf report -i "$data" --stdio -q -n --sort sym \
+				--percent-limit 0 >"/run/profile-$w-$v.txt" 2>>"$log" ||
+				die "profile: perf report of $w $v"
+			rm -f "$data"
+		done
+		teardown_variant
+		say "profile: $v done"
+	done
+}
+
 # Servers of every phase and variant, started before any window.
 for phase in $PHASES; do
 	case $phase in
-	main) pis=0 ;; estab) pis="1 2 3" ;; vmap) pis="4 5 6" ;; relay) continue ;;
+	main|profile) pis=0 ;; estab) pis="1 2 3" ;; vmap) pis="4 5 6" ;; relay) continue ;;
 	fwd)
 		for v in $(fwd_variants); do
 			fwd_servers "$(base_port "$FWD_PI" "$v")" "$v" ||
@@ -671,10 +717,15 @@ for phase in $PHASES; do
 		relay_set ;;
 	fwd)
 		fwd_set ;;
+	profile)
+		profile_set ;;
 	esac
 done
 
 echo "done" >>"$raw"
 cp "$log" "$out/guest.log" || die "writing $out"
 cp "$raw" "$out/raw.txt" || die "writing $out"
+for f in /run/profile-*.txt; do
+	[ ! -e "$f" ] || cp "$f" "$out/" || die "writing $out"
+done
 say "figures in $out/raw.txt"

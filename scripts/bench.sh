@@ -4,7 +4,7 @@
 # make bench: what interception costs, every variant side by side, in one
 # boot per kernel.
 #
-#   scripts/bench.sh [--smoke] [KVER ...]
+#   scripts/bench.sh [--smoke|--profile] [KVER ...]
 #
 # Default kernels: the CI pair (scripts/kernels.sh).  Each kernel boots once
 # (vm-run.sh --mode intree: the kernel's own modules load as B and C need
@@ -22,19 +22,28 @@
 #
 # --smoke: one workload (new connections), one round, every variant; results
 # in build/bench-smoke/.  make check runs it so that the bench cannot rot.
+#
+# --profile: A and F only, every workload once, under perf record in the
+# guest; scripts/bench-profile.py then says where F's cost beyond A's goes,
+# symbol by symbol.  Results in build/bench-profile/.
 
 set -u
 
 top=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd -P)
 cd "$top" || exit 1
 
-smoke=""
+kind=""
 dir=build/bench
-if [ "${1:-}" = --smoke ]; then
-	smoke=smoke
+case ${1:-} in
+--smoke)
+	kind=smoke
 	dir=build/bench-smoke
-	shift
-fi
+	shift ;;
+--profile)
+	kind=profile
+	dir=build/bench-profile
+	shift ;;
+esac
 
 say() { echo "bench: $*"; }
 
@@ -83,7 +92,7 @@ run_one()
 	echo "$mode" >"$o/mode"
 	scripts/vm-run.sh --mode intree --icount --cpus 1 --memory 2G \
 		--timeout 5400 --out "$o" \
-		--exec "bash $top/scripts/bench-guest.sh $o $smoke" "$k" >"$o/vm-run.log" 2>&1
+		--exec "bash $top/scripts/bench-guest.sh $o $kind" "$k" >"$o/vm-run.log" 2>&1
 }
 
 status=0
@@ -102,11 +111,17 @@ for k in $kernels; do
 	tail -n 1 "$dir/$k/vm-run.log" | grep -q ' 0 failed, 0 skipped$' || status=1
 done
 
-[ ! -e "$dir/results.json" ] || mv "$dir/results.json" "$dir/results.prev.json"
-# shellcheck disable=SC2086	# one argument per kernel
-python3 scripts/bench-report.py "$dir" $kernels || status=1
+if [ "$kind" = profile ]; then
+	# shellcheck disable=SC2086	# one argument per kernel
+	python3 scripts/bench-profile.py "$dir" $kernels | tee "$dir/profile.md" ||
+		status=1
+else
+	[ ! -e "$dir/results.json" ] || mv "$dir/results.json" "$dir/results.prev.json"
+	# shellcheck disable=SC2086	# one argument per kernel
+	python3 scripts/bench-report.py "$dir" $kernels || status=1
+fi
 if [ "$status" = 0 ]; then
-	say "PASS: $dir/results.md"
+	say "PASS: $dir/$([ "$kind" = profile ] && echo profile || echo results).md"
 else
 	say "FAIL: see above"
 fi

@@ -132,8 +132,8 @@ ethtool"
 PKGS="$PKGS autoconf automake libtool libgmp-dev libedit-dev libjansson-dev
 asciidoc-base docbook-xsl xsltproc python3-jsonschema"
 # make bench: netperf (bookworm's non-free component, see ensure_nonfree),
-# gnuplot for the charts.
-PKGS="$PKGS netperf gnuplot-nox"
+# gnuplot for the charts, perf for its --profile.
+PKGS="$PKGS netperf gnuplot-nox linux-perf"
 # make matrix: chroots of other Debian releases, a kernel built from source.
 MATRIX_PKGS="debootstrap libssl-dev cpio"
 [ "$MATRIX" -eq 0 ] || PKGS="$PKGS $MATRIX_PKGS"
