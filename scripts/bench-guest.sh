@@ -59,7 +59,7 @@ if [ "$kind" = smoke ]; then
 	REPS=1 CRR=300 PHASES=main
 	WORKLOADS=conn
 elif [ "$kind" = profile ]; then
-	REPS=1 PHASES=profile
+	REPS=1 PHASES=profile CRR=$((5 * CRR)) RR=$((5 * RR))
 	WORKLOADS="conn tcp_rr udp_rr bulk"
 else
 	WORKLOADS="conn tcp_rr udp_rr bulk"
@@ -643,11 +643,12 @@ fwd_set()
 
 # profile_set: A and F, one window of each workload under perf record.
 # Every window runs a fixed number of transactions (or bytes), so the two
-# variants' samples compare directly.  perf starts before the window and
+# variants' samples compare directly: a sample every 20 us of CPU time,
+# windows five times the usual size.  perf starts before the window and
 # stops after it: the idle time around it is left out by the report.
 profile_set()
 {
-	local v w base cu pid data
+	local v w base cu pid data ready=/run/perf.ready fifo=/run/perf.fifo
 
 	command -v perf >/dev/null || die "profile: perf is not installed (make deps)"
 	for v in A F; do
@@ -659,13 +660,19 @@ profile_set()
 		for w in $WORKLOADS; do
 			settle "profile $w $v"
 			data=/run/perf.$w.$v
-			perf record -q -a -e cpu-clock -F 1000 -o "$data" \
+			# perf's workload waits on a FIFO: once it runs, the
+			# events are on; when it ends, perf writes its data.
+			rm -f "$ready" "$fifo"
+			mkfifo "$fifo" || die "profile: mkfifo"
+			perf record -q -a -e cpu-clock -c 20000 -o "$data" -- \
+				sh -c "touch $ready; read -r x <$fifo" \
 				>/dev/null 2>>"$log" &
 			pid=$!
-			sleep 2
+			busywait 600000 test -e "$ready" ||
+				die "profile: perf record did not start"
 			cu=$(window "$(target "$v")" "$base" "$w")
-			kill -INT "$pid"
-			wait "$pid"
+			echo >"$fifo"
+			wait "$pid" || die "profile: perf record of $w $v failed"
 			# shellcheck disable=SC2086	# "COST UNIT"
 			record profile "$w" "$v" 1 $cu
 			perf report -i "$data" --stdio -q -n --sort sym \

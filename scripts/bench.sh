@@ -113,8 +113,9 @@ done
 
 if [ "$kind" = profile ]; then
 	# shellcheck disable=SC2086	# one argument per kernel
-	python3 scripts/bench-profile.py "$dir" $kernels | tee "$dir/profile.md" ||
+	python3 scripts/bench-profile.py "$dir" $kernels >"$dir/profile.md" ||
 		status=1
+	cat "$dir/profile.md"
 else
 	[ ! -e "$dir/results.json" ] || mv "$dir/results.json" "$dir/results.prev.json"
 	# shellcheck disable=SC2086	# one argument per kernel
