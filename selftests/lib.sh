@@ -588,6 +588,25 @@ fib_trace_on()
 	on_exit "echo 0 >$t/events/fib/fib_table_lookup/enable; echo 0 >$t/events/fib6/fib6_table_lookup/enable"
 }
 
+# addr_re ADDR: ADDR as a regular expression, as the programs print it.
+addr_re()
+{
+	case $1 in
+	*:*) printf '\\[%s\\]' "$1" ;;
+	*) printf '%s' "${1//./\\.}" ;;
+	esac
+}
+
+# echo_logged FILE PROTO ADDR PORT: the lines tproxy_echo -o wrote to FILE
+# for PROTO flows to ADDR:PORT (0 when there is no FILE yet).
+echo_logged()
+{
+	local n
+
+	n=$(grep -c -- " $2 peer=.* orig=$(addr_re "$3"):$4\$" "$1" 2>/dev/null)
+	echo "${n:-0}"
+}
+
 # nft_counter NS TABLE NAME: the packets counted so far by the named
 # counter NAME of the inet table TABLE in NS.
 nft_counter()

@@ -188,16 +188,6 @@ endpoints()
 }
 on_exit "rm -f '$gw.proxy.log' '$server.server.log' '$gw.out'"
 
-# logged FILE PROTO ADDR PORT: the lines of FILE for PROTO flows to ADDR:PORT.
-logged()
-{
-	local re
-
-	re=" $2 peer=.* orig=$(case $3 in *:*) printf '\\[%s\\]' "$3" ;;
-		*) printf '%s' "${3//./\\.}" ;; esac):$4\$"
-	grep -c -- "$re" "$1" 2>/dev/null
-}
-
 local_delta()
 {
 	echo $(( $(counter local81) - $1 ))
@@ -206,8 +196,8 @@ local_delta()
 # udp_landed ADDR A0 B0: every datagram of the burst reached its endpoint.
 udp_landed()
 {
-	[ $(( $(logged "$gw.proxy.log" udp "$1" 80) - $2 )) -ge "$ROUNDS" ] &&
-	[ $(( $(logged "$server.server.log" udp "$1" 81) - $3 )) -ge $((2 * ROUNDS)) ]
+	[ $(( $(echo_logged "$gw.proxy.log" udp "$1" 80) - $2 )) -ge "$ROUNDS" ] &&
+	[ $(( $(echo_logged "$server.server.log" udp "$1" 81) - $3 )) -ge $((2 * ROUNDS)) ]
 }
 
 for proto in udp tcp; do
@@ -219,13 +209,13 @@ for proto in udp tcp; do
 		eval "z=\$SERVER_IP$f"
 		l0=$(counter local81)
 		if [ "$proto" = udp ]; then
-			a0=$(logged "$gw.proxy.log" udp "$z" 80)
-			b0=$(logged "$server.server.log" udp "$z" 81)
+			a0=$(echo_logged "$gw.proxy.log" udp "$z" 80)
+			b0=$(echo_logged "$server.server.log" udp "$z" 81)
 			formed=yes
 			batched "$f" "udp" udp_burst "$z" "$ROUNDS" 80 81 81 || formed=no
 			busywait 5000 udp_landed "$z" "$a0" "$b0"
-			a=$(( $(logged "$gw.proxy.log" udp "$z" 80) - a0 ))
-			b=$(( $(logged "$server.server.log" udp "$z" 81) - b0 ))
+			a=$(( $(echo_logged "$gw.proxy.log" udp "$z" 80) - a0 ))
+			b=$(( $(echo_logged "$server.server.log" udp "$z" 81) - b0 ))
 			what="$a/$ROUNDS datagrams to :80 at the proxy, $b/$((2 * ROUNDS)) to :81 at the server"
 			good=$(( a == ROUNDS && b == 2 * ROUNDS ))
 		else

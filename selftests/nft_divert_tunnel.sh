@@ -155,19 +155,19 @@ if ! busywait $((3 * BUSYWAIT_TIMEOUT)) test -e "$gw.sock4.log" ||
 	exit "$ret"
 fi
 
-# at_server ADDR: datagrams the server logged for ADDR:81.
-at_server()
-{
-	local a=$1
-
-	[[ $a != *:* ]] || a="\\[$a\\]"
-	grep -c " udp peer=.* orig=$a:81\$" "$server.server.log" 2>/dev/null
-}
-
 # at_gw F: datagrams the gateway's IPv$F flow socket got.
 at_gw()
 {
-	grep -c . "$gw.sock$1.log" 2>/dev/null
+	local n
+
+	n=$(grep -c . "$gw.sock$1.log" 2>/dev/null)
+	echo "${n:-0}"
+}
+
+# arrived ADDR F: all N datagrams to ADDR landed, at the server or the gateway.
+arrived()
+{
+	[ $(( $(echo_logged "$server.server.log" udp "$1" 81) + $(at_gw "$2") )) -ge "$N" ]
 }
 
 for f in 4 6; do
@@ -176,15 +176,14 @@ for f in 4 6; do
 	t0=$(nft_counter "$gw" t taken)
 	r0=$(nft_tproxy_stat "$gw" refused)
 	ip netns exec "$client" python3 -c "$SEND" "$z" "$N"
-	arrived() { [ $(( $(at_server "$z") + $(at_gw "$f") )) -ge "$N" ]; }
-	busywait 5000 arrived
+	busywait 5000 arrived "$z" "$f"
 	taken=$(( $(nft_counter "$gw" t taken) - t0 ))
 	refused=$(( $(nft_tproxy_stat "$gw" refused) - r0 ))
-	srv=$(at_server "$z")
+	srv=$(echo_logged "$server.server.log" udp "$z" 81)
 	sock=$(at_gw "$f")
-	what="$N sent through tunnel 5, $taken taken by the divert rule, $refused refused, ${srv:-0} at the server, ${sock:-0} at the gateway's flow socket"
+	what="$N sent through tunnel 5, $taken taken by the divert rule, $refused refused, $srv at the server, $sock at the gateway's flow socket"
 	if [ "$taken" -eq "$N" ] && [ "$refused" -eq "$N" ] &&
-	   [ "${srv:-0}" -eq "$N" ] && [ "${sock:-0}" -eq 0 ]; then
+	   [ "$srv" -eq "$N" ] && [ "$sock" -eq 0 ]; then
 		log_pass "ipv$f: routed by tunnel id, divert refuses and the server gets them: $what"
 	else
 		log_fail "ipv$f: routed by tunnel id, divert refuses and the server gets them: $what"

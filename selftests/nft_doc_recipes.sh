@@ -209,7 +209,7 @@ check_local()
 		out=$(talk "$gw" tcp "$server_ip")
 		expect "$scen: ipv$f: the gateway's own connection reaches the server, which sees the gateway" \
 			"$out" server "$gw_ip" "$server_ip"
-		if grep -q "^tcp client=.* orig=$(fmt_addr "$server_ip"):80 " "$work/relay.log"; then
+		if grep -q "^tcp client=.* orig=$(addr_re "$server_ip"):80 " "$work/relay.log"; then
 			log_pass "$scen: ipv$f: ... through the proxy, which logged the original destination"
 		else
 			log_fail "$scen: ipv$f: the proxy logged the connection: $(tr '\n' '|' <"$work/relay.log")"

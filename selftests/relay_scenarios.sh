@@ -137,15 +137,6 @@ scenario()
 	fi
 }
 
-# addr_re ADDR: ADDR as a regular expression, as the programs print it.
-addr_re()
-{
-	case $1 in
-	*:*) printf '\\[%s\\]' "$1" ;;
-	*) printf '%s' "${1//./\\.}" ;;
-	esac
-}
-
 relay_scenarios()
 {
 	local proto=$1 f y x xz z

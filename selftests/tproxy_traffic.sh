@@ -112,7 +112,7 @@ expect()
 	local what=$1 out=$2 tag=$3 peer=$4 orig=$5 want line n=0
 
 	for line in one two; do
-		want="$tag peer=$(fmt_addr "$peer"):[0-9]* orig=$(fmt_addr "$orig"):$SERVICE_PORT line=$line"
+		want="$tag peer=$(addr_re "$peer"):[0-9]* orig=$(addr_re "$orig"):$SERVICE_PORT line=$line"
 		grep -qx "$want" <<<"$out" && n=$((n + 1))
 	done
 	if [ $n -eq 2 ]; then
@@ -120,14 +120,6 @@ expect()
 	else
 		log_fail "$what: got '${out//$'\n'/ | }'"
 	fi
-}
-
-fmt_addr()
-{
-	case $1 in
-	*:*) printf '\\[%s\\]' "$1" ;;
-	*) printf '%s' "${1//./\\.}" ;;
-	esac
 }
 
 # tproxy_scenarios PROTO
