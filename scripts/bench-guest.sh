@@ -55,15 +55,11 @@ RR=${BENCH_RR:-3000}
 BULK=${BENCH_BULK:-268435456}
 PHASES=${BENCH_PHASES:-main estab vmap relay fwd}
 VARIANTS="A B C D E F B+ct E+ct"
-if [ "$kind" = smoke ]; then
-	REPS=1 CRR=300 PHASES=main
-	WORKLOADS=conn
-elif [ "$kind" = profile ]; then
-	REPS=1 PHASES=profile CRR=$((5 * CRR)) RR=$((5 * RR))
-	WORKLOADS="conn tcp_rr udp_rr bulk"
-else
-	WORKLOADS="conn tcp_rr udp_rr bulk"
-fi
+WORKLOADS="conn tcp_rr udp_rr bulk"
+case $kind in
+smoke) REPS=1 CRR=300 PHASES=main WORKLOADS=conn ;;
+profile) REPS=1 PHASES=profile CRR=$((5 * CRR)) RR=$((5 * RR)) ;;
+esac
 SHIM=$root/selftests/transparent_preload.so
 RELAY=$root/proxy/tproxy-relay
 FLOWS=$root/scripts/bench_flows.py

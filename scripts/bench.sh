@@ -34,6 +34,7 @@ cd "$top" || exit 1
 
 kind=""
 dir=build/bench
+report=results.md
 case ${1:-} in
 --smoke)
 	kind=smoke
@@ -42,6 +43,7 @@ case ${1:-} in
 --profile)
 	kind=profile
 	dir=build/bench-profile
+	report=profile.md
 	shift ;;
 esac
 
@@ -113,16 +115,16 @@ done
 
 if [ "$kind" = profile ]; then
 	# shellcheck disable=SC2086	# one argument per kernel
-	python3 scripts/bench-profile.py "$dir" $kernels >"$dir/profile.md" ||
+	python3 scripts/bench-profile.py "$dir" $kernels >"$dir/$report" ||
 		status=1
-	cat "$dir/profile.md"
+	cat "$dir/$report"
 else
 	[ ! -e "$dir/results.json" ] || mv "$dir/results.json" "$dir/results.prev.json"
 	# shellcheck disable=SC2086	# one argument per kernel
 	python3 scripts/bench-report.py "$dir" $kernels || status=1
 fi
 if [ "$status" = 0 ]; then
-	say "PASS: $dir/$([ "$kind" = profile ] && echo profile || echo results).md"
+	say "PASS: $dir/$report"
 else
 	say "FAIL: see above"
 fi
