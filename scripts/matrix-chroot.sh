@@ -26,6 +26,8 @@ MIRROR=${MATRIX_MIRROR:-http://deb.debian.org/debian}
 SECURITY=${MATRIX_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 
 top=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd -P)
+# shellcheck source=scripts/kimg.sh
+source "$top/scripts/kimg.sh"
 
 log()
 {
@@ -150,31 +152,14 @@ in_chroot "$root" apt-get -q -y install "linux-headers-$kver" make >"$dir/apt.lo
 # linux-binary-KVER (the kernel) and linux-modules-KVER; take every
 # dependency named after the release.
 pkgs=$(in_chroot "$root" apt-cache show "linux-image-$kver=$version" |
-       sed -n 's/^Depends: //p' | head -n 1 | sed 's/[,|]/\n/g' |
-       awk -v k="-$kver" '{ n = $1; l = length(n) - length(k) }
-			   l > 0 && substr(n, l + 1) == k { print n }' | sort -u | tr '\n' ' ')
+       kimg_deps "-$(kimg_re "$kver")\$")
 log "fetching linux-image-$kver $version${pkgs:+ and }$pkgs"
 rm -rf "$dir/img" "$dir/stamp"
 in_chroot "$root" /bin/sh -c "rm -rf /tmp/img && mkdir /tmp/img && cd /tmp/img && apt-get -q download linux-image-$kver=$version $pkgs" \
 	>>"$dir/apt.log" 2>&1 || die "downloading linux-image-$kver failed"
-mkdir -p "$dir/img"
-for deb in "$root"/tmp/img/*.deb; do
-	dpkg-deb -x "$deb" "$dir/img"
-done
+kimg_unpack "$dir/img" "$kver" "$root"/tmp/img/*.deb || die "unpacking linux-image-$kver failed"
 rm -rf "$root/tmp/img"
 in_chroot "$root" apt-get -q clean
-# virtme-ng finds the modules in lib/modules beside boot/; merged-/usr
-# packages ship them in usr/lib/modules.
-if [ ! -d "$dir/img/lib/modules/$kver" ] && [ -d "$dir/img/usr/lib/modules/$kver" ]; then
-	ln -s usr/lib "$dir/img/lib"
-fi
-# ... and since 7.x the kernel itself beside the modules.
-if [ ! -f "$dir/img/boot/vmlinuz-$kver" ] && [ -f "$dir/img/lib/modules/$kver/vmlinuz" ]; then
-	install -D -m 0644 "$dir/img/lib/modules/$kver/vmlinuz" "$dir/img/boot/vmlinuz-$kver"
-fi
-[ -f "$dir/img/boot/vmlinuz-$kver" ] || die "linux-image-$kver has no boot/vmlinuz-$kver"
-[ -d "$dir/img/lib/modules/$kver/kernel" ] || die "linux-image-$kver has no modules"
-depmod -b "$dir/img" "$kver"
 
 echo "$kver" >"$dir/kver"
 echo "$stamp" >"$dir/stamp"
