@@ -25,7 +25,11 @@ ifneq ($(KDIR),)
 KVER ?= $(shell cat $(KDIR)/include/config/kernel.release 2>/dev/null)
 else
 KVER ?= $(shell uname -r)
-KDIR := /lib/modules/$(KVER)/build
+# The installed headers of KVER, else those make deps unpacked into its
+# kernel cache (the test kernels are never installed).
+NFT_TPROXY_KERNELS ?= /var/lib/nft-tproxy/kernels
+KDIR := $(or $(wildcard /lib/modules/$(KVER)/build/Makefile),$(wildcard $(NFT_TPROXY_KERNELS)/$(KVER)/img/usr/src/linux-headers-$(KVER)/Makefile))
+KDIR := $(if $(KDIR),$(patsubst %/Makefile,%,$(KDIR)),/lib/modules/$(KVER)/build)
 endif
 
 VERSION := $(shell cat $(TOP)/VERSION)

@@ -10,8 +10,12 @@
 #                              kernel build's tools)
 #
 # Kernels: the newest bookworm-security 6.1 and 6.12 generic amd64 images and
-# headers.  virtme-ng comes from trixie, pinned at priority 100 so that only
-# that one package is taken from there.
+# headers, unpacked into a cache ($NFT_TPROXY_KERNELS, default
+# /var/lib/nft-tproxy/kernels) and never installed: a kernel package
+# installed on a host that boots with GRUB becomes its default entry, and
+# 6.12's headers package depends on its image.  Nothing this script installs
+# changes how the host boots.  virtme-ng comes from trixie, pinned at
+# priority 100 so that only that one package is taken from there.
 
 set -eu
 
@@ -26,6 +30,10 @@ for a in "$@"; do
 done
 
 TOOLS_DIR=${NFT_TPROXY_TOOLS:-/usr/local/lib/nft-tproxy}
+KCACHE=${NFT_TPROXY_KERNELS:-/var/lib/nft-tproxy/kernels}
+top=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd -P)
+# shellcheck source=scripts/kimg.sh
+source "$top/scripts/kimg.sh"
 CHECKPATCH_LINE=6.12
 
 log() { printf 'deps: %s\n' "$*"; }
@@ -122,6 +130,28 @@ ensure_nonfree() {
 	apt_update
 }
 
+# --- bookworm-security, for the kernels -----------------------------------
+# The test kernels are bookworm-security's; a debootstrap'd system or a
+# container may list only bookworm itself.
+ensure_security() {
+	local src=/etc/apt/sources.list.d/nft-tproxy-security.sources
+
+	if grep -rqsE 'bookworm-security' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+		return 0
+	fi
+	[ "$CHECK_ONLY" -eq 1 ] && { log "missing: bookworm-security apt source (the kernels)"; return 1; }
+	cat >"$src" <<-EOF
+	Types: deb
+	URIs: http://deb.debian.org/debian-security
+	Suites: bookworm-security
+	Components: main
+	Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+	EOF
+	log "added $src (the kernels)"
+	apt_updated=0
+	apt_update
+}
+
 # --- packages -------------------------------------------------------------
 PKGS="qemu-system-x86 kmod nftables iproute2 socat iputils-ping sparse
 shellcheck libmnl-dev pkg-config gcc make bc flex bison libelf-dev xz-utils
@@ -151,7 +181,56 @@ kernel_pkgs() {
 		log "no 6.1/6.12 kernel in the package lists"
 		return 1
 	fi
-	echo "$k61 ${k61/linux-image-/linux-headers-} $k612 ${k612/linux-image-/linux-headers-}"
+	echo "$k61 $k612"
+}
+
+# cache_kernel linux-image-KVER: the image's candidate version, with its
+# headers and their kbuild, unpacked into $KCACHE/KVER/img unless that
+# version is there already; other releases of the same line are removed.
+cache_kernel()
+{
+	local pkg=$1 kver=${1#linux-image-} version hversion stamp dir tmp hdr line pkgs list d
+
+	version=$(apt-cache policy "$pkg" | sed -n 's/^ *Candidate: //p')
+	stamp="$pkg $version"
+	dir=$KCACHE/$kver
+	hdr=$dir/img/usr/src/linux-headers-$kver
+	if [ -f "$dir/stamp" ] && [ "$(cat "$dir/stamp")" = "$stamp" ] &&
+	   [ -f "$dir/img/boot/vmlinuz-$kver" ] && [ -f "$hdr/Makefile" ]; then
+		return 0
+	fi
+	[ "$CHECK_ONLY" -eq 1 ] && { log "missing: $stamp in $KCACHE"; return 1; }
+	tmp=$(mktemp -d)
+	chmod 755 "$tmp"
+	# The headers' Depends name the common headers and kbuild; the
+	# image's, where it is split (7.x), its modules.
+	pkgs="$(apt-cache show "$pkg=$version" | kimg_deps "-$(kimg_re "$kver")\$")"
+	hversion=$(apt-cache policy "linux-headers-$kver" | sed -n 's/^ *Candidate: //p')
+	pkgs="$pkgs $(apt-cache show "linux-headers-$kver=$hversion" |
+		       kimg_deps '^linux-(headers|kbuild)-')"
+	read -ra list <<<"$pkgs"
+	pkgs=${list[*]}
+	log "unpacking $stamp, linux-headers-$kver $hversion and $pkgs into $dir"
+	# shellcheck disable=SC2086 # a list of package names
+	if ! (cd "$tmp" && apt-get download -q -o APT::Sandbox::User=root "$pkg=$version" \
+			"linux-headers-$kver=$hversion" $pkgs >/dev/null) ||
+	   ! kimg_unpack "$dir/img" "$kver" "$tmp"/*.deb; then
+		rm -rf "$tmp" "$dir"
+		log "ERROR: fetching or unpacking $stamp failed"
+		return 1
+	fi
+	rm -rf "$tmp"
+	# The flavour's Makefile includes the common tree by its absolute path.
+	sed -i "s|^include /usr/src/|include $dir/img/usr/src/|" "$hdr/Makefile"
+	echo "$stamp" >"$dir/stamp"
+	line=${kver%%-*}
+	line=${line%.*}
+	for d in "$KCACHE"/*; do
+		case ${d##*/} in
+		"$kver") ;;
+		"$line".*) log "removing ${d##*/} from $KCACHE"; rm -rf "$d" ;;
+		esac
+	done
 }
 
 missing=""
@@ -162,9 +241,10 @@ if [ "$CHECK_ONLY" -eq 0 ] &&
 fi
 ensure_trixie_pin
 ensure_nonfree
+ensure_security
 
 kp=$(kernel_pkgs)
-for p in $PKGS $kp; do
+for p in $PKGS; do
 	have_pkg "$p" || missing="$missing $p"
 done
 vng_missing=0
@@ -175,9 +255,8 @@ if [ -n "$missing" ] || [ "$vng_missing" -eq 1 ]; then
 	apt_update
 	if [ -n "$missing" ]; then
 		log "installing:$missing"
-		# The kernels are booted by virtme-ng, which builds its own initramfs.
 		# shellcheck disable=SC2086 # a list of package names
-		INITRD=No apt-get install -y -q --no-install-recommends $missing >/dev/null
+		apt-get install -y -q --no-install-recommends $missing >/dev/null
 	fi
 	if [ "$vng_missing" -eq 1 ]; then
 		log "installing virtme-ng/trixie; what apt would take from trixie:"
@@ -208,19 +287,31 @@ if [ ! -x "$TOOLS_DIR/checkpatch/checkpatch.pl" ]; then
 	dpkg-deb -f "$tmp"/linux-source-*.deb Version >"$TOOLS_DIR/checkpatch/VERSION"
 fi
 
-# Only virtme-ng may come from trixie: say what did.
-from_trixie=$(apt list --installed 2>/dev/null |
-	awk -F'[/,]' '$2 == "trixie" || $2 == "stable" { print $1 }' | tr '\n' ' ')
+# Only virtme-ng may come from trixie: say what did.  apt names, for each
+# installed version, every archive that ships it: trixie's (stable, or
+# trixie where sources name it so) and bookworm's (oldstable) when the
+# version is the same in both.  A version that bookworm ships did not come
+# from trixie.
+from_trixie=$(apt list --installed 2>/dev/null | awk '
+	{
+		split($1, p, "/"); n = split(p[2], a, ",")
+		t = 0; b = 0
+		for (i = 1; i <= n; i++) {
+			if (a[i] ~ /^(stable|trixie)(-|$)/) t = 1
+			if (a[i] ~ /^(oldstable|bookworm)(-|$)/) b = 1
+		}
+		if (t && !b) print p[1]
+	}' | tr '\n' ' ')
 log "installed from trixie: ${from_trixie:-nothing}"
 if [ "${from_trixie% }" != virtme-ng ]; then
 	log "ERROR: packages other than virtme-ng came from trixie"
 	exit 1
 fi
 
+mkdir -p "$KCACHE"
 for k in $kp; do
-	case $k in linux-image-*)
-		log "kernel ${k#linux-image-} $(dpkg-query -W -f='${Version}' "$k")";;
-	esac
+	cache_kernel "$k" || exit 1
+	log "kernel $(cat "$KCACHE/${k#linux-image-}/stamp"), unpacked in $KCACHE/${k#linux-image-}"
 done
 log "virtme-ng $(dpkg-query -W -f='${Version}' virtme-ng), checkpatch from linux-source $(cat "$TOOLS_DIR/checkpatch/VERSION")"
 log "ok"

@@ -1,25 +1,30 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# The kernels `make check` runs on: the newest installed bookworm-security
-# 6.1 and 6.12 generic amd64 releases that have their headers (scripts/deps.sh
-# installs them).  One release per line.
+# The kernels `make check` runs on: the newest bookworm-security 6.1 and
+# 6.12 generic amd64 releases unpacked, image, modules and headers, in the
+# kernel cache ($NFT_TPROXY_KERNELS, default /var/lib/nft-tproxy/kernels;
+# scripts/deps.sh fills it).  One release per line.
 
 set -eu
 
+cache=${NFT_TPROXY_KERNELS:-/var/lib/nft-tproxy/kernels}
+
 newest()
 {
-	local d
+	local d k
 
-	for d in /lib/modules/$1; do
-		[ -f "$d/build/Makefile" ] && [ -f "/boot/vmlinuz-${d##*/}" ] && echo "${d##*/}"
+	for d in "$cache"/$1; do
+		k=${d##*/}
+		[ -f "$d/stamp" ] && [ -f "$d/img/boot/vmlinuz-$k" ] &&
+			[ -f "$d/img/usr/src/linux-headers-$k/Makefile" ] && echo "$k"
 	done | sort -V | tail -n 1
 }
 
 for pattern in '6.1.0-*-amd64' '6.12.*+deb12-amd64'; do
 	k=$(newest "$pattern")
 	if [ -z "$k" ]; then
-		echo "kernels: no kernel matching $pattern with headers: run 'make deps'" >&2
+		echo "kernels: no kernel matching $pattern in $cache: run 'make deps'" >&2
 		exit 1
 	fi
 	echo "$k"

@@ -7,9 +7,11 @@
 #                     [--icount] [--memory M] [--out DIR] [--exec "CMD"]
 #                     [--kimg IMAGE] KVER [TEST ...]
 #
-# KVER is a kernel release installed on this host (/boot/vmlinuz-KVER and
-# /lib/modules/KVER), or one unpacked elsewhere: --kimg DIR/boot/vmlinuz-KVER
-# with its modules in DIR/lib/modules/KVER (make matrix). The guest sees the
+# KVER is a kernel release unpacked in the kernel cache (make deps: the CI
+# kernels, in $NFT_TPROXY_KERNELS/KVER/img, default /var/lib/nft-tproxy/kernels),
+# else one installed on this host (/boot/vmlinuz-KVER and /lib/modules/KVER),
+# or one unpacked elsewhere: --kimg DIR/boot/vmlinuz-KVER with its modules in
+# DIR/lib/modules/KVER (make matrix). The guest sees the
 # host's root filesystem read-only, with copy-on-write overlays on /etc, /lib,
 # /usr, /var, /tmp, ... (virtme-ng's defaults), and the result directory
 # read-write.
@@ -104,6 +106,10 @@ esac
 [ -z "$exec_cmd" ] || [ ${#tests[@]} -eq 0 ] ||
 	die "--exec and TEST arguments exclude each other"
 
+kcache=${NFT_TPROXY_KERNELS:-/var/lib/nft-tproxy/kernels}
+if [ -z "$kimg" ] && [ -f "$kcache/$kver/img/boot/vmlinuz-$kver" ]; then
+	kimg=$kcache/$kver/img/boot/vmlinuz-$kver
+fi
 if [ -z "$kimg" ]; then
 	kimg=/boot/vmlinuz-$kver
 	kmods=/lib/modules/$kver
@@ -202,39 +208,67 @@ rm -f "$out/console.log" "$out/ktap.txt" "$out/dmesg.txt" "$out/rc" "$out/guest.
 		echo "vm-run: kernel image $kimg"
 	fi
 
+	# overlaid DIR: DIR is one of virtme-ng's copy-on-write overlays,
+	# which its init mounts in the background: writing there never
+	# reaches the host.
+	overlaid()
+	{
+		local i
+
+		for i in $(seq 50); do
+			[ "$(findmnt -n -o FSTYPE --mountpoint "$1")" = overlay ] && return 0
+			sleep 0.1
+		done
+		echo "vm-run: $1 is not an overlay in the guest"
+		return 1
+	}
+
+	# virtme-ng's init ends with poweroff -f, from the host's root; a
+	# minimal Debian (a container, a debootstrap minbase) has none, and an
+	# init that exits panics the guest. busybox's, in the /usr overlay.
+	shutdown_tool()
+	{
+		command -v poweroff >/dev/null && return 0
+		if ! command -v busybox >/dev/null; then
+			echo "vm-run: no poweroff and no busybox in the guest: run 'make deps'"
+			return 1
+		fi
+		overlaid /usr && ln -s "$(command -v busybox)" /usr/sbin/poweroff &&
+			echo "vm-run: poweroff is busybox's (the host has none)"
+	}
+
 	setup()
 	{
-		local m deps d i
+		local m deps d
 
 		if [ "$(uname -r)" != "$kver" ]; then
 			echo "vm-run: guest runs $(uname -r), expected $kver"
 			return 1
 		fi
-		# /etc must be virtme-ng's copy-on-write overlay: never write the
-		# host's /etc. selftests/ is one too, so that tests may write
-		# files beside them. virtme-ng's init mounts both in the
-		# background.
-		for d in /etc "$root/selftests"; do
-			for i in $(seq 50); do
-				[ "$(findmnt -n -o FSTYPE --mountpoint "$d")" = overlay ] && break
-				sleep 0.1
-			done
-			if [ "$(findmnt -n -o FSTYPE --mountpoint "$d")" != overlay ]; then
-				echo "vm-run: $d is not an overlay in the guest"
-				return 1
-			fi
+		# /etc must be an overlay: never write the host's /etc.
+		# selftests/ is one too, so that tests may write files beside
+		# them; /usr too, for the modules below.
+		for d in /etc /usr "$root/selftests"; do
+			overlaid "$d" || return 1
 		done
 
-		# A kernel unpacked outside /lib/modules (--kimg): virtme-ng links
-		# its modules on a tmpfs at /lib/modules, which the /lib overlay
-		# then hides. Link them again, in the overlay.
-		if [ ! -e "/lib/modules/$kver" ]; then
-			d=$(sed -n 's/.*virtme_link_mods=\([^ ]*\).*/\1/p' /proc/cmdline)
-			if [ -z "$d" ] || ! ln -sfn "$d" "/lib/modules/$kver" ||
-			   [ ! -e "/lib/modules/$kver" ]; then
-				echo "vm-run: no modules for $kver in the guest: /lib/modules/$kver -> $(readlink "/lib/modules/$kver"), $(ls -ld "$d" 2>&1)"
-				return 1
+		# A kernel unpacked outside /lib/modules (the cache, --kimg):
+		# virtme-ng links its modules on a tmpfs at /lib/modules, which
+		# the /lib overlay then hides, showing the host's /lib/modules/KVER
+		# if there is one (its headers' build link, say). Put them back,
+		# in the overlay.
+		d=$(sed -n 's/.*virtme_link_mods=\([^ ]*\).*/\1/p' /proc/cmdline)
+		if [ -n "$d" ] &&
+		   [ "$(readlink -f "/lib/modules/$kver")" != "$(readlink -f "$d")" ]; then
+			if [ -d "/lib/modules/$kver" ]; then
+				mount --bind "$d" "/lib/modules/$kver"
+			else
+				ln -sfn "$d" "/lib/modules/$kver"
 			fi
+		fi
+		if [ ! -f "/lib/modules/$kver/modules.dep" ]; then
+			echo "vm-run: no modules for $kver in the guest: /lib/modules/$kver -> $(readlink "/lib/modules/$kver"), virtme_link_mods=$d: $(ls -ld "$d" 2>&1)"
+			return 1
 		fi
 
 		if [ "$mode" = intree ]; then
@@ -287,6 +321,7 @@ rm -f "$out/console.log" "$out/ktap.txt" "$out/dmesg.txt" "$out/rc" "$out/guest.
 	export NFT_TPROXY_MODE=$mode NFT_TPROXY_MODDIR=$moddir
 	export NFT_TPROXY_SKIP_BUILD=1 KTAP_OUT=$ktap
 	cd "$root" || exit 1
+	shutdown_tool
 	if ! setup; then
 		echo "vm-run: guest setup failed"
 		rc=1
