@@ -26,6 +26,11 @@ build_modules()
 	make -s KVER="$1" modules
 }
 
+# Nothing here may change how the host boots: the test kernels live in a
+# cache, never installed.  Compared at the end.
+mkdir -p build
+scripts/hostboot.sh build/hostboot.before
+
 echo "check: make deps"
 scripts/deps.sh || { echo "check: make deps failed"; echo "0 passed, 1 failed, 0 skipped"; exit 1; }
 
@@ -88,6 +93,13 @@ else
 	fail=$((fail + 1))
 fi
 grep -E '^bench(-report)?: ' build/bench-smoke.log
+
+echo "check: the host's boot (linux-image packages, /boot) against before make deps"
+if scripts/hostboot.sh --same build/hostboot.before "check: "; then
+	pass=$((pass + 1))
+else
+	fail=$((fail + 1))
+fi
 
 echo "check: done in $(( $(date +%s) - start )) s"
 echo "$pass passed, $fail failed, $skip skipped"

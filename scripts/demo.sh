@@ -10,9 +10,10 @@
 set -u
 
 top=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd -P)
+mkdir -p "$top/build"
+"$top/scripts/hostboot.sh" "$top/build/hostboot.demo"
 "$top/scripts/deps.sh" >/dev/null || { echo "demo: make deps failed"; exit 1; }
 kver=${1:-$("$top/scripts/kernels.sh" | tail -n 1)}
-mkdir -p "$top/build"
 make -s -C "$top" KVER="$kver" modules >"$top/build/make-$kver.log" 2>&1 ||
 	{ echo "demo: building for $kver failed:"; tail -n 30 "$top/build/make-$kver.log"; exit 1; }
 if ! make -s -C "$top/selftests" >/dev/null || ! make -s -C "$top/proxy" >/dev/null; then
@@ -27,4 +28,5 @@ rc=$?
 [ $rc -eq 0 ] || { echo "demo: the VM run failed:"; cat "$top/build/demo.log"; }
 # What the guest printed, without the kernel's console noise.
 sed -n '/^=== demo begins/,/^=== demo ends/p' "$top/build/demo/console.log" | sed '1d;$d'
+"$top/scripts/hostboot.sh" --same "$top/build/hostboot.demo" "demo: " || rc=1
 exit $rc
