@@ -273,7 +273,7 @@ if [ ! -x "$TOOLS_DIR/checkpatch/checkpatch.pl" ]; then
 	chmod 755 "$tmp"
 	trap 'rm -rf "$tmp"' EXIT
 	log "extracting checkpatch.pl from linux-source-$CHECKPATCH_LINE"
-	(cd "$tmp" && apt-get download -q "linux-source-$CHECKPATCH_LINE" >/dev/null)
+	(cd "$tmp" && apt-get download -q -o APT::Sandbox::User=root "linux-source-$CHECKPATCH_LINE" >/dev/null)
 	dpkg-deb --fsys-tarfile "$tmp"/linux-source-*.deb |
 		tar -x -C "$tmp" --wildcards './usr/src/linux-source-*.tar.xz'
 	mkdir -p "$TOOLS_DIR/checkpatch"

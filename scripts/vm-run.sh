@@ -202,7 +202,11 @@ rm -f "$out/console.log" "$out/ktap.txt" "$out/dmesg.txt" "$out/rc" "$out/guest.
 	dmesg -n 5 2>/dev/null
 
 	echo "vm-run: guest kernel $(uname -r)"
-	if v=$(dpkg-query -W -f='${Version}' "linux-image-$(uname -r)" 2>/dev/null); then
+	# The kernel cache and make matrix keep the package's name and
+	# version beside the unpacked image.
+	if [ -f "${kimg%/img/boot/*}/stamp" ]; then
+		echo "vm-run: package $(cat "${kimg%/img/boot/*}/stamp"), unpacked: $kimg"
+	elif v=$(dpkg-query -W -f='${Version}' "linux-image-$(uname -r)" 2>/dev/null); then
 		echo "vm-run: package linux-image-$(uname -r) $v"
 	else
 		echo "vm-run: kernel image $kimg"
