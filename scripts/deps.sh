@@ -184,6 +184,29 @@ kernel_pkgs() {
 	echo "$k61 $k612"
 }
 
+# kernel_tools KVER: what the headers of KVER need to build modules with,
+# other than themselves: the dependencies of linux-headers-KVER and of the
+# linux-headers-, linux-kbuild- and linux-compiler- packages it pulls in
+# (gcc-12, pahole, the libraries of kbuild's programs), never a linux-*
+# package.
+kernel_tools()
+{
+	local todo="linux-headers-$1" seen=" " p d
+
+	while [ -n "$todo" ]; do
+		read -r p todo <<<"$todo"
+		case $seen in *" $p "*) continue ;; esac
+		seen="$seen$p "
+		for d in $(apt-cache show "$p" 2>/dev/null | kimg_deps .); do
+			case $d in
+			linux-headers-*|linux-kbuild-*|linux-compiler-*) todo="$todo $d" ;;
+			linux-*) ;;
+			*) echo "$d" ;;
+			esac
+		done
+	done | sort -u | tr '\n' ' '
+}
+
 # cache_kernel linux-image-KVER: the image's candidate version, with its
 # headers and their kbuild, unpacked into $KCACHE/KVER/img unless that
 # version is there already; other releases of the same line are removed.
@@ -244,6 +267,9 @@ ensure_nonfree
 ensure_security
 
 kp=$(kernel_pkgs)
+for k in $kp; do
+	PKGS="$PKGS $(kernel_tools "${k#linux-image-}")"
+done
 for p in $PKGS; do
 	have_pkg "$p" || missing="$missing $p"
 done
