@@ -157,6 +157,11 @@ PKGS="qemu-system-x86 kmod nftables iproute2 socat iputils-ping sparse
 shellcheck libmnl-dev pkg-config gcc make bc flex bison libelf-dev xz-utils
 busybox-static procps psmisc python3 file valgrind python3-sphinx iptables
 ethtool"
+# virtme-ng's guest: udev names the virtio ports its init runs the command
+# through (/dev/virtio-ports/virtme.*), busybox provides the poweroff that
+# its init ends with where the host has none (vm-run.sh links it in the
+# guest's /usr overlay).  A minimal Debian has neither.
+PKGS="$PKGS udev"
 # make userspace: libnftnl and nft from source with our series, their man
 # pages (a2x, without recommends: no TeX) and nft's tests/py.
 PKGS="$PKGS autoconf automake libtool libgmp-dev libedit-dev libjansson-dev
