@@ -155,6 +155,13 @@ check_tproxy-view()
 	probe_says transparent "^peer=$CLIENT_IP4:[0-9]+ sockname=$SERVER_IP4:80 origdst=(ENOENT|ENOPROTOOPT)\$"
 }
 
+# With conntrack in the namespace, SO_ORIGINAL_DST answers, and says what
+# getsockname() says.
+check_tproxy-view-ct()
+{
+	probe_says transparent "^peer=$CLIENT_IP4:[0-9]+ sockname=$SERVER_IP4:80 origdst=$SERVER_IP4:80\$"
+}
+
 # all_diverted: the proxy endpoint on the gateway's port 8080 gets TCP and
 # UDP flows over both families.
 all_diverted()
@@ -194,6 +201,61 @@ check_loopback-listener()
 	spawn "$gw" "$ECHO" -4 -t tproxy -b 127.0.0.1 -p 8080
 	busywait "$BUSYWAIT_TIMEOUT" listener_ready "$gw" 8080 tcp
 	diverted tcp 4
+	stop_all
+}
+
+# other_port SCEN-TEXT TAG PROTO FAMILY: a flow to the server's port 8080
+# is answered by TAG (tproxy: the gateway's proxy; server: the server).
+other_port()
+{
+	local what=$1 tag=$2 proto=$3 f=$4 server_ip peer
+
+	eval "server_ip=\$SERVER_IP$f peer=\$CLIENT_IP$f"
+	SERVICE_PORT=8080 expect "$scen: $proto ipv$f: $what" \
+		"$(SERVICE_PORT=8080 talk "$client" "$proto" "$server_ip")" \
+		"$tag" "$peer" "$server_ip"
+}
+
+# wildcard_setup: the proxy endpoint on the gateway's [::]:8080, and a
+# plain one on the server's port 8080.
+wildcard_setup()
+{
+	local p
+
+	for p in tcp udp; do
+		echo_on "$gw" tproxy "$p" 8080
+		echo_on "$server" server "$p" 8080 -n
+	done
+}
+
+# The recipe as written: the proxy's wildcard listener takes flows to
+# other hosts' port 8080.
+check_wildcard()
+{
+	local p f
+
+	wildcard_setup
+	for p in tcp udp; do
+		for f in 4 6; do
+			other_port "a flow to the server's port 8080 lands at the proxy (the recipe as written)" tproxy "$p" "$f"
+		done
+	done
+	stop_all
+}
+
+# With socket wildcard 0: such flows reach the server, the proxy's own
+# still reach the proxy.
+check_wildcard-fixed()
+{
+	local p f
+
+	wildcard_setup
+	for p in tcp udp; do
+		for f in 4 6; do
+			other_port "a flow to the server's port 8080 reaches the server" server "$p" "$f"
+			diverted "$p" "$f"
+		done
+	done
 	stop_all
 }
 
@@ -285,8 +347,17 @@ check_input()
 
 check_mark-first()
 {
+	local err
+
 	echo_on "$server" server tcp 80 -n
 	nothing_arrives tcp 4
+	err=$(echo one | ip netns exec "$client" timeout 10 socat -T 2 - \
+	      "TCP6:[$SERVER_IP6]:$SERVICE_PORT" 2>&1 >/dev/null)
+	if [[ $err == *"Connection refused"* ]]; then
+		log_pass "$scen: tcp ipv6: the client is refused at once, in the server's name"
+	else
+		log_fail "$scen: tcp ipv6: the client is refused at once, in the server's name: '$err'"
+	fi
 	if [ ! -s "$work/server.tcp.log" ]; then
 		log_pass "$scen: the server sees nothing"
 	else
