@@ -223,8 +223,7 @@ cache_kernel()
 	stamp="$pkg $version"
 	dir=$KCACHE/$kver
 	hdr=$dir/img/usr/src/linux-headers-$kver
-	if [ -f "$dir/stamp" ] && [ "$(cat "$dir/stamp")" = "$stamp" ] &&
-	   [ -f "$dir/img/boot/vmlinuz-$kver" ] && [ -f "$hdr/Makefile" ]; then
+	if kimg_cached "$dir" "$kver" && [ "$(cat "$dir/stamp")" = "$stamp" ]; then
 		return 0
 	fi
 	[ "$CHECK_ONLY" -eq 1 ] && { log "missing: $stamp in $KCACHE"; return 1; }

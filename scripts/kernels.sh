@@ -9,6 +9,8 @@
 set -eu
 
 cache=${NFT_TPROXY_KERNELS:-/var/lib/nft-tproxy/kernels}
+# shellcheck source=scripts/kimg.sh
+source "$(dirname "$(readlink -f "$0")")/kimg.sh"
 
 newest()
 {
@@ -16,8 +18,7 @@ newest()
 
 	for d in "$cache"/$1; do
 		k=${d##*/}
-		[ -f "$d/stamp" ] && [ -f "$d/img/boot/vmlinuz-$k" ] &&
-			[ -f "$d/img/usr/src/linux-headers-$k/Makefile" ] && echo "$k"
+		kimg_cached "$d" "$k" && echo "$k"
 	done | sort -V | tail -n 1
 }
 

@@ -41,6 +41,14 @@ kimg_unpack()
 	depmod -b "$img" "$kver"
 }
 
+# kimg_cached DIR KVER: DIR holds a whole unpacked test kernel, as
+# scripts/deps.sh leaves it: the package stamp, the image and the headers.
+kimg_cached()
+{
+	[ -f "$1/stamp" ] && [ -f "$1/img/boot/vmlinuz-$2" ] &&
+		[ -f "$1/img/usr/src/linux-headers-$2/Makefile" ]
+}
+
 # kimg_deps REGEX: the package names in the first Depends: line of an
 # apt-cache show output (stdin) that match the extended regex REGEX.
 kimg_deps()
