@@ -396,10 +396,16 @@ static void nft_divert_eval(const struct nft_expr *expr,
 			    struct nft_regs *regs,
 			    const struct nft_pktinfo *pkt)
 {
+	enum nft_tproxy_stat why = NFT_TPROXY_STAT_REFUSED;
 	struct net *net = nft_net(pkt);
 
 	switch (nft_hook(pkt)) {
 	case NF_INET_PRE_ROUTING:
+		/* br_netfilter would replace the route: not here. */
+		if (nft_tproxy_bridged(pkt->skb)) {
+			why = NFT_TPROXY_STAT_BRIDGED;
+			break;
+		}
 		if (nft_divert_input(pkt)) {
 			nft_tproxy_stat_inc(net, NFT_TPROXY_STAT_DELIVERED);
 			return;
@@ -413,7 +419,7 @@ static void nft_divert_eval(const struct nft_expr *expr,
 		break;
 	}
 
-	nft_tproxy_stat_inc(net, NFT_TPROXY_STAT_REFUSED);
+	nft_tproxy_stat_inc(net, why);
 	regs->verdict.code = NFT_BREAK;
 }
 

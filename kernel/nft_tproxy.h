@@ -6,6 +6,7 @@
 #ifndef _NFT_TPROXY_H
 #define _NFT_TPROXY_H
 
+#include <linux/netfilter_bridge.h>
 #include <linux/percpu.h>
 #include <linux/tcp.h>
 #include <linux/udp.h>
@@ -72,6 +73,7 @@ enum nft_tproxy_stat {
 	NFT_TPROXY_STAT_LOOPED,		/* divert: output, sent through lo */
 	NFT_TPROXY_STAT_REFUSED,	/* divert: left the packet alone */
 	NFT_TPROXY_STAT_UNHANDLED,	/* tproxy: no ports, or another family */
+	NFT_TPROXY_STAT_BRIDGED,	/* both: in br_netfilter's pass, see below */
 	__NFT_TPROXY_STAT_MAX
 };
 
@@ -91,6 +93,23 @@ static inline void nft_tproxy_stat_inc(const struct net *net,
 	struct nft_tproxy_net *tn = net_generic(net, nft_tproxy_net_id);
 
 	this_cpu_inc(tn->stats->count[stat]);
+}
+
+/*
+ * br_netfilter runs the ip hooks over a frame while it is still being
+ * bridged (bridge-nf-call-iptables).  A socket assigned then is orphaned
+ * when the frame reaches IP, and prerouting does not run a second time
+ * (ip_sabotage_in()); br_netfilter also replaces the packet's route.
+ */
+static inline bool nft_tproxy_bridged(const struct sk_buff *skb)
+{
+#if IS_ENABLED(CONFIG_BRIDGE_NETFILTER)
+	const struct nf_bridge_info *nf_bridge = nf_bridge_info_get(skb);
+
+	return nf_bridge && nf_bridge->in_prerouting;
+#else
+	return false;
+#endif
 }
 
 int nft_tproxy_stats_init(void);

@@ -105,6 +105,9 @@ static bool nft_tproxy_take(struct net *net, struct sk_buff *skb,
 		sock_gen_put(sk);
 		return false;
 	}
+	/* Assigned as upstream does, but it will not last. */
+	if (nft_tproxy_bridged(skb))
+		hit = NFT_TPROXY_STAT_BRIDGED;
 	nft_tproxy_stat_inc(net, hit);
 	nft_tproxy_assign_sock(skb, sk);
 	return true;

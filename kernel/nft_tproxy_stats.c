@@ -28,6 +28,7 @@ static const char * const nft_tproxy_stat_names[__NFT_TPROXY_STAT_MAX] = {
 	[NFT_TPROXY_STAT_LOOPED]		= "looped",
 	[NFT_TPROXY_STAT_REFUSED]		= "refused",
 	[NFT_TPROXY_STAT_UNHANDLED]		= "unhandled",
+	[NFT_TPROXY_STAT_BRIDGED]		= "bridged",
 };
 
 #ifdef CONFIG_PROC_FS

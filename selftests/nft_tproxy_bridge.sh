@@ -7,7 +7,7 @@
 #
 #  - the recipe's rules run while the frame is still being bridged; the
 #    socket tproxy assigns there is dropped when the frame reaches IP
-#    (ip_rcv_core() and ipv6_rcv() orphan it) and prerouting does not run
+#    (ip_rcv_core() and ip6_rcv_core() orphan it) and prerouting does not run
 #    again (br_netfilter's ip_sabotage_in()): the proxy gets nothing;
 #  - our statistics count it as "bridged", and divert refuses in that pass
 #    (its route would be replaced by br_netfilter's), counted the same way;
