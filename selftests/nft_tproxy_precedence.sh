@@ -61,35 +61,59 @@ if [ "${NFT_TPROXY_MODE:-ours}" = intree ]; then
 	exit "$ret"
 fi
 
-# Mode ours: make room, then install as make install does.
+# Mode ours: make room, then install as make install does: copy into
+# updates/ and run depmod.  Over the whole kernel depmod takes two minutes
+# under emulation, so it runs over the kernel's module tree cut down to
+# netfilter and what it needs (links to the kernel's own files, the
+# kernel's own nft_tproxy and nft_socket among them) with ours in updates/:
+# the same search order (updates/ before kernel/, depmod.d) over the same
+# competing files.  The kernel's autoload reaches that tree through a
+# modprobe_path that adds -d.
 conf=/etc/modprobe.d/nft-tproxy-block.conf
 if ! busywait "$BUSYWAIT_TIMEOUT" unloaded nft_tproxy nft_socket; then
 	log_fail "our modules can be unloaded before the install test"
 	exit "$ret"
 fi
-# The copies in updates/ stay: the guest's /lib is a throw-away overlay, and
-# depmod over a whole kernel is slow under emulation.  The block comes back.
+root=$(mktemp -d)
+mods=$root/lib/modules/$kver
+modprobe_path=$(cat /proc/sys/kernel/modprobe)
 restore()
 {
 	[ -f "$conf.orig" ] && mv "$conf.orig" "$conf"
+	echo "$modprobe_path" >/proc/sys/kernel/modprobe
 	ip netns exec "$ns" nft flush ruleset 2>/dev/null
 	busywait "$BUSYWAIT_TIMEOUT" unloaded nft_tproxy nft_socket
 	insmod "$NFT_TPROXY_MODDIR/nft_tproxy.ko"
 	insmod "$NFT_TPROXY_MODDIR/nft_socket.ko"
+	rm -rf "$root"
 }
 on_exit restore
 
-mkdir -p "/lib/modules/$kver/updates"
-cp "$NFT_TPROXY_MODDIR/nft_tproxy.ko" "$NFT_TPROXY_MODDIR/nft_socket.ko" "/lib/modules/$kver/updates/"
-depmod -a
+kdir=$(readlink -f "/lib/modules/$kver")
+for d in kernel/net/netfilter kernel/net/ipv4/netfilter kernel/net/ipv6 \
+	 kernel/lib kernel/crypto; do
+	[ -d "$kdir/$d" ] || continue
+	mkdir -p "$mods/${d%/*}"
+	cp -rs "$kdir/$d" "$mods/$d"
+done
+own=$(find "$mods/kernel" -name 'nft_tproxy.ko*' -o -name 'nft_socket.ko*' | wc -l)
+cp "$kdir"/modules.builtin* "$kdir/modules.order" "$mods/" 2>/dev/null
+mkdir -p "$mods/updates"
+cp "$NFT_TPROXY_MODDIR/nft_tproxy.ko" "$NFT_TPROXY_MODDIR/nft_socket.ko" "$mods/updates/"
+depmod -b "$root" "$kver"
+over=""
+[ "$own" -eq 0 ] || over=", over the kernel's own ($own in kernel/)"
 for m in nft_tproxy nft_socket; do
-	path=$(modinfo -n "$m")
-	if [ "$path" = "/lib/modules/$kver/updates/$m.ko" ]; then
-		log_pass "$m: depmod resolves the name to ours in updates/, over the kernel's own"
+	path=$(modinfo -b "$root" -k "$kver" -n "$m")
+	if [ "$path" = "$mods/updates/$m.ko" ]; then
+		log_pass "$m: depmod resolves the name to ours in updates/$over"
 	else
 		log_fail "$m: depmod resolves the name to $path"
 	fi
 done
+printf '#!/bin/sh\nexec %s -d %s "$@"\n' "$modprobe_path" "$root" >"$root/modprobe"
+chmod +x "$root/modprobe"
+echo "$root/modprobe" >/proc/sys/kernel/modprobe
 
 # Let modprobe load nft_tproxy and nft_socket again; the helpers stay blocked.
 cp "$conf" "$conf.orig"

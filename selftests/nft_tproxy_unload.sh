@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Claim: our modules cannot be unloaded while a rule uses them (the kernel
-# refuses, the rules stay and keep working), and 100 cycles of load, add
+# refuses, the rules stay and keep working), and 40 cycles of load, add
 # rules, traffic, flush, unload leave the kernel log clean (scanned by the
 # VM runner after the suite).
 #
@@ -17,7 +17,7 @@
 
 source "$(dirname "$(readlink -f "$0")")/lib.sh"
 
-CYCLES=${CYCLES:-100}
+CYCLES=${CYCLES:-40}
 ECHO=$SELFTEST_DIR/tproxy_echo
 
 if [ "${NFT_TPROXY_MODE:-ours}" != ours ]; then
@@ -67,9 +67,14 @@ EOF
 # routing of tproxy_routing above is simply not used).
 add_divert_rules()
 {
-	tproxy_divert "$gw" "{ tcp, udp }" 80 8080 divert &&
 	nftp "$gw" -f - <<EOF
 table inet proxy {
+	chain divert {
+		type filter hook prerouting priority mangle; policy accept;
+		meta l4proto { tcp, udp } socket transparent 1 divert accept
+		meta l4proto { tcp, udp } th dport 80 tproxy ip to :8080 divert accept
+		meta l4proto { tcp, udp } th dport 80 tproxy ip6 to :8080 divert accept
+	}
 	chain output {
 		type filter hook output priority mangle; policy accept;
 		udp dport 80 divert
