@@ -21,6 +21,12 @@ pass=0 fail=0 skip=0
 # shellcheck source=scripts/runlib.sh
 source scripts/runlib.sh
 
+# A step's title, with the time since the start: where the time goes.
+phase()
+{
+	echo "check: [$(( $(date +%s) - start )) s] $*"
+}
+
 build_modules()
 {
 	make -s KVER="$1" modules
@@ -31,20 +37,20 @@ build_modules()
 mkdir -p build
 scripts/hostboot.sh build/hostboot.before
 
-echo "check: make deps"
+phase "make deps"
 scripts/deps.sh || { echo "check: make deps failed"; echo "0 passed, 1 failed, 0 skipped"; exit 1; }
 
 kernels=$(scripts/kernels.sh) || { echo "0 passed, 1 failed, 0 skipped"; exit 1; }
 echo "check: kernels: ${kernels//$'\n'/ }"
 
-echo "check: make lint"
+phase "make lint"
 if scripts/lint.sh; then
 	pass=$((pass + 1))
 else
 	fail=$((fail + 1))
 fi
 
-echo "check: make docs (Sphinx, warnings are errors)"
+phase "make docs (Sphinx, warnings are errors)"
 if make -s docs; then
 	pass=$((pass + 1))
 else
@@ -56,7 +62,7 @@ fi
 # Exit 4 (the upstream trees are absent) counts as a skip: the extensions'
 # tests then skip too, saying why.
 mkdir -p build
-echo "check: make userspace (libnftnl and nft with our series; tests/py in VMs)"
+phase "make userspace (libnftnl and nft with our series; tests/py in VMs)"
 scripts/userspace.sh >build/userspace.log 2>&1
 rc=$?
 sed -n '/^userspace: summary/,$p' build/userspace.log
@@ -74,6 +80,7 @@ if ! { make -s -C selftests && make -s -C proxy; } >build/selftests-build.log 2>
 	fail=$((fail + 1))
 fi
 export VM_RUN_CPUS=${VM_RUN_CPUS:-1}
+phase "the selftests, one VM lane per kernel, side by side"
 for k in $kernels; do
 	run_kernel "$k" "" "$INTREE_TESTS" >"build/run-$k.out" 2>&1 &
 done
@@ -85,7 +92,7 @@ done
 
 # The bench's smoke: one workload, one round, every variant, both kernels;
 # the full make bench is not part of CI.
-echo "check: make bench smoke (new connections, one round, every variant)"
+phase "make bench smoke (new connections, one round, every variant)"
 # shellcheck disable=SC2086	# one argument per kernel
 if scripts/bench.sh --smoke $kernels >build/bench-smoke.log 2>&1; then
 	pass=$((pass + 1))
@@ -94,7 +101,7 @@ else
 fi
 grep -E '^bench(-report)?: ' build/bench-smoke.log
 
-echo "check: the host's boot (linux-image packages, /boot) against before make deps"
+phase "the host's boot (linux-image packages, /boot) against before make deps"
 if scripts/hostboot.sh --same build/hostboot.before "check: "; then
 	pass=$((pass + 1))
 else

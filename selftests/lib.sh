@@ -154,24 +154,33 @@ nft_in()
 # in VAR, bring lo up and remember it for cleanup_all_ns.
 setup_ns()
 {
-	local var name old
+	local var name old olds=() names=()
 
 	for var in "$@"; do
 		if [[ ! $var =~ ^[A-Za-z_][A-Za-z0-9_]*$ || $var == var ||
-		      $var == name || $var == old ]]; then
+		      $var == name || $var == old || $var == olds ||
+		      $var == names ]]; then
 			echo "setup_ns: invalid variable name '$var'" >&2
 			return $ksft_fail
 		fi
 		# Setting up the same variable again replaces its namespace.
 		old=${!var:-}
 		if [ -n "$old" ] && __ns_known "$old"; then
-			cleanup_ns "$old"
+			olds+=("$old")
 		fi
-		name="${var,,}-$(mktemp -u XXXXXX)"
-		if ! ip netns add "$name"; then
-			echo "setup_ns: cannot create network namespace $name" >&2
-			return $ksft_fail
-		fi
+	done
+	[ ${#olds[@]} -eq 0 ] || cleanup_ns "${olds[@]}"
+
+	for var in "$@"; do
+		names+=("${var,,}-$(mktemp -u XXXXXX)")
+	done
+	if ! printf 'netns add %s\n' "${names[@]}" | ip -b -; then
+		echo "setup_ns: cannot create network namespaces ${names[*]}" >&2
+		return $ksft_fail
+	fi
+	for var in "$@"; do
+		name=${names[0]}
+		names=("${names[@]:1}")
 		NS_LIST+=("$name")
 		printf -v "$var" '%s' "$name"
 		ip -n "$name" link set lo up
@@ -191,7 +200,7 @@ __ns_known()
 # cleanup_ns NS...: kill the processes of each NS, then delete it.
 cleanup_ns()
 {
-	local ns pids keep=() n
+	local ns pids keep=() n gone=()
 
 	for ns in "$@"; do
 		[ -n "$ns" ] || continue
@@ -204,8 +213,11 @@ cleanup_ns()
 				  # shellcheck disable=SC2086
 				  [ -z "$pids" ] || kill -KILL $pids 2>/dev/null; }
 		fi
-		ip netns delete "$ns" 2>/dev/null
+		gone+=("$ns")
 	done
+	# One process for them all; -force goes on past one already gone.
+	[ ${#gone[@]} -eq 0 ] ||
+		printf 'netns delete %s\n' "${gone[@]}" | ip -force -b - 2>/dev/null
 	for n in "${NS_LIST[@]}"; do
 		for ns in "$@"; do
 			[ "$n" = "$ns" ] && continue 2
@@ -280,6 +292,7 @@ __ping_ok()
 # setup_topology: create namespaces $client, $gw and $server as drawn above and
 # wait until client and server reach each other over IPv4 and IPv6.
 # rp_filter is off everywhere so that tests start from a known state.
+# shellcheck disable=SC2154	# client, gw, server are set by setup_ns
 setup_topology()
 {
 	local ns addr
@@ -289,41 +302,46 @@ setup_topology()
 
 	setup_ns client gw server || return $ksft_fail
 
-	# shellcheck disable=SC2154	# client, gw, server are set by setup_ns
-	if ! ip -n "$client" link add "$CLIENT_IF" type veth \
-			peer name "$GW_CLIENT_IF" netns "$gw" ||
-	   ! ip -n "$server" link add "$SERVER_IF" type veth \
-			peer name "$GW_SERVER_IF" netns "$gw"; then
-		log_fail "setup_topology: cannot create veth pairs"
-		return $ksft_fail
-	fi
-
-	for ns in "$client" "$gw" "$server"; do
+	# Before the links, which take the defaults.
+	for ns in "$client" "$server"; do
 		ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0 \
 			net.ipv4.conf.default.rp_filter=0 > /dev/null
 	done
-
-	ip -n "$client" addr add "$CLIENT_IP4/24" dev "$CLIENT_IF"
-	ip -n "$client" addr add "$CLIENT_IP6/64" dev "$CLIENT_IF" nodad
-	ip -n "$gw" addr add "$GW_CLIENT_IP4/24" dev "$GW_CLIENT_IF"
-	ip -n "$gw" addr add "$GW_CLIENT_IP6/64" dev "$GW_CLIENT_IF" nodad
-	ip -n "$gw" addr add "$GW_SERVER_IP4/24" dev "$GW_SERVER_IF"
-	ip -n "$gw" addr add "$GW_SERVER_IP6/64" dev "$GW_SERVER_IF" nodad
-	ip -n "$server" addr add "$SERVER_IP4/24" dev "$SERVER_IF"
-	ip -n "$server" addr add "$SERVER_IP6/64" dev "$SERVER_IF" nodad
-
-	for ns in "$client" "$gw" "$server"; do
-		ip -n "$ns" link set dev veth0 up
-	done
-	ip -n "$gw" link set dev "$GW_SERVER_IF" up
-
-	ip netns exec "$gw" sysctl -qw net.ipv4.ip_forward=1 \
+	ip netns exec "$gw" sysctl -qw net.ipv4.conf.all.rp_filter=0 \
+		net.ipv4.conf.default.rp_filter=0 net.ipv4.ip_forward=1 \
 		net.ipv6.conf.all.forwarding=1 > /dev/null
 
-	ip -n "$client" route add default via "$GW_CLIENT_IP4"
-	ip -n "$client" -6 route add default via "$GW_CLIENT_IP6"
-	ip -n "$server" route add default via "$GW_SERVER_IP4"
-	ip -n "$server" -6 route add default via "$GW_SERVER_IP6"
+	# One ip process per namespace: under emulation each process costs
+	# a tenth of a second, and a topology used to take forty of them.
+	# (The family of "default via" is the gateway's.)
+	if ! ip -n "$client" -b - <<-EOF ||
+		link add $CLIENT_IF type veth peer name $GW_CLIENT_IF netns $gw
+		addr add $CLIENT_IP4/24 dev $CLIENT_IF
+		addr add $CLIENT_IP6/64 dev $CLIENT_IF nodad
+		link set dev $CLIENT_IF up
+		route add default via $GW_CLIENT_IP4
+		route add default via $GW_CLIENT_IP6
+		EOF
+	   ! ip -n "$server" -b - <<-EOF ||
+		link add $SERVER_IF type veth peer name $GW_SERVER_IF netns $gw
+		addr add $SERVER_IP4/24 dev $SERVER_IF
+		addr add $SERVER_IP6/64 dev $SERVER_IF nodad
+		link set dev $SERVER_IF up
+		route add default via $GW_SERVER_IP4
+		route add default via $GW_SERVER_IP6
+		EOF
+	   ! ip -n "$gw" -b - <<-EOF
+		addr add $GW_CLIENT_IP4/24 dev $GW_CLIENT_IF
+		addr add $GW_CLIENT_IP6/64 dev $GW_CLIENT_IF nodad
+		addr add $GW_SERVER_IP4/24 dev $GW_SERVER_IF
+		addr add $GW_SERVER_IP6/64 dev $GW_SERVER_IF nodad
+		link set dev $GW_CLIENT_IF up
+		link set dev $GW_SERVER_IF up
+		EOF
+	then
+		log_fail "setup_topology: cannot create the links, addresses and routes"
+		return $ksft_fail
+	fi
 
 	for addr in "$SERVER_IP4" "$SERVER_IP6"; do
 		if ! busywait "$BUSYWAIT_TIMEOUT" __ping_ok "$client" "$addr"; then

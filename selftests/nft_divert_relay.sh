@@ -54,10 +54,12 @@ from_z()
 		awk '/counter packets/ { print $(NF - 2) }'
 }
 
-# control PROTO: the divert ruleset without divert.
+# control PROTO: the divert ruleset without divert.  What must not come
+# back is given 3 s (Z answers within milliseconds when it does).
 control()
 {
-	local proto=$1 f x z out n0 n1
+	# shellcheck disable=SC2034 # ASK_TIMEOUT: read by ask()
+	local proto=$1 f x z out n0 n1 ASK_TIMEOUT=3
 
 	RELAY_DELIVERY=none relay_setup "$proto"
 	nft_in "$gw" <<EOF

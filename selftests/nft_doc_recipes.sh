@@ -82,7 +82,7 @@ nothing_arrives()
 	local out server_ip
 
 	eval "server_ip=\$SERVER_IP$2"
-	out=$(talk "$client" "$1" "$server_ip")
+	out=$(TALK_TIMEOUT=4 talk "$client" "$1" "$server_ip")
 	if [ -z "$out" ]; then
 		log_pass "$scen: $1 ipv$2: nothing arrives"
 	else

@@ -94,16 +94,27 @@ relay_stop()
 	rm -f "$gw.relay.log"
 }
 
-# ask PROTO ADDR PORT: one line from Y; prints what came back.
+# ask PROTO ADDR PORT: one line from Y; prints what came back within
+# ASK_TIMEOUT seconds (10).
 ask()
 {
-	local proto=$1 addr=$2 port=$3 family=4
+	local proto=$1 addr=$2 port=$3 family=4 line
 
 	case $addr in
 	*:*) family=6; addr="[$addr]" ;;
 	esac
-	echo one | ip netns exec "$client" timeout 10 socat -t 3 - \
-		"${proto^^}$family:$addr:$port" 2>/dev/null
+	if [ "$proto" = tcp ]; then
+		echo one | ip netns exec "$client" timeout "${ASK_TIMEOUT:-10}" socat -t 3 - \
+			"TCP$family:$addr:$port" 2>/dev/null
+		return
+	fi
+	# Nothing closes a UDP flow: stop at the answer, not after socat's -t.
+	coproc ASK { ip netns exec "$client" timeout "${ASK_TIMEOUT:-10}" socat -t 3 - \
+		"UDP$family:$addr:$port" 2>/dev/null; }
+	echo one >&"${ASK[1]}"
+	read -r -t "${ASK_TIMEOUT:-10}" line <&"${ASK[0]}" && echo "$line"
+	kill "$ASK_PID" 2>/dev/null
+	wait "$ASK_PID" 2>/dev/null
 }
 
 # scenario PROTO NAME DST PORT SEEN [XSAW]: Y asks DST:PORT; Z must answer

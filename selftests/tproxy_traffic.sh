@@ -83,7 +83,7 @@ echo_stop()
 
 # talk NS PROTO ADDR: two lines over one connection (for UDP from one
 # socket), the second one only once the first was answered (or after 5 s);
-# prints what came back.  Waiting matters for UDP: tproxy_echo answers from
+# prints what came back within TALK_TIMEOUT seconds (10).  Waiting matters for UDP: tproxy_echo answers from
 # a short-lived transparent socket bound to the original destination, and a
 # datagram that arrives while that socket exists belongs to it.
 talk()
@@ -94,14 +94,20 @@ talk()
 	*:*) family=6; addr="[$addr]" ;;
 	esac
 	[ "$proto" = udp ] && udp_opt=",sourceport=40000,reuseaddr"
-	coproc TALK { ip netns exec "$ns" timeout 10 socat -t 2 - \
+	coproc TALK { ip netns exec "$ns" timeout "${TALK_TIMEOUT:-10}" socat -t 2 - \
 		"${proto^^}$family:$addr:$SERVICE_PORT$udp_opt" 2>/dev/null; }
 	echo one >&"${TALK[1]}"
 	read -r -t 5 line <&"${TALK[0]}" && echo "$line" && sleep 0.2
 	wfd=${TALK[1]}
 	echo two >&"$wfd"
 	exec {wfd}>&-
-	cat <&"${TALK[0]}"
+	if [ "$proto" = udp ]; then
+		# Nothing closes a UDP flow: socat would wait out its -t.
+		read -r -t 5 line <&"${TALK[0]}" && echo "$line"
+		kill "$TALK_PID" 2>/dev/null
+	else
+		cat <&"${TALK[0]}"
+	fi
 	wait "$TALK_PID" 2>/dev/null
 }
 
