@@ -57,7 +57,7 @@ PHASES=${BENCH_PHASES:-main estab vmap relay fwd}
 VARIANTS="A B C D E F B+ct E+ct"
 WORKLOADS="conn tcp_rr udp_rr bulk"
 case $kind in
-smoke) REPS=1 CRR=300 PHASES=main WORKLOADS=conn ;;
+smoke) REPS=1 CRR=100 PHASES=main WORKLOADS=conn ;;
 profile) REPS=1 PHASES=profile CRR=$((5 * CRR)) RR=$((5 * RR)) ;;
 esac
 SHIM=$root/selftests/transparent_preload.so

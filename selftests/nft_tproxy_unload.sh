@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Claim: our modules cannot be unloaded while a rule uses them (the kernel
-# refuses, the rules stay and keep working), and 40 cycles of load, add
+# refuses, the rules stay and keep working), and 25 cycles of load, add
 # rules, traffic, flush, unload leave the kernel log clean (scanned by the
 # VM runner after the suite).
 #
@@ -17,7 +17,7 @@
 
 source "$(dirname "$(readlink -f "$0")")/lib.sh"
 
-CYCLES=${CYCLES:-40}
+CYCLES=${CYCLES:-25}
 ECHO=$SELFTEST_DIR/tproxy_echo
 
 if [ "${NFT_TPROXY_MODE:-ours}" != ours ]; then
