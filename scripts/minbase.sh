@@ -9,10 +9,11 @@
 #   scripts/minbase.sh DIR [TARGET ...]     default targets: demo check
 #
 # DIR is made once (debootstrap, a few minutes); this tree's HEAD is cloned
-# into DIR/root/nft-tproxy afresh on every run, and each `make TARGET` runs
-# there in turn, timed.  Exits with the first failure's status.  The host's
-# apt lists, kernel cache and packages are not shared: the chroot installs
-# all of it itself.
+# into DIR/root/nft-tproxy afresh on every run, with ../shared/upstream
+# copied beside it as CI has it, and each `make TARGET` runs there in turn,
+# timed.  Exits with the first failure's status.  The host's apt lists,
+# kernel cache and packages are not shared: the chroot installs all of it
+# itself.
 
 set -eu
 
@@ -44,6 +45,15 @@ fi
 
 rm -rf "$dir/root/nft-tproxy"
 git clone -q "$top" "$dir/root/nft-tproxy"
+# CI has libnftnl's and nft's release trees beside the clone; so does the
+# chroot, unless MINBASE_UPSTREAM=0 (then make check skips the series' tests).
+upstream=$(readlink -m "$top/../shared/upstream")
+rm -rf "$dir/root/shared"
+if [ "${MINBASE_UPSTREAM:-1}" != 0 ] && [ -d "$upstream" ]; then
+	mkdir -p "$dir/root/shared"
+	cp -a "$upstream" "$dir/root/shared/upstream"
+	log "release trees from $upstream in $dir/root/shared/upstream"
+fi
 git -C "$dir/root/nft-tproxy" checkout -q "$(git -C "$top" rev-parse HEAD)"
 log "$(git -C "$dir/root/nft-tproxy" log --oneline -1) in $dir/root/nft-tproxy"
 
