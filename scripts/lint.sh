@@ -22,6 +22,17 @@ fail()
 	rc=1
 }
 
+# The steps are independent: each kernel's build runs in the background
+# while checkpatch and shellcheck run, and all report in order at the end.
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+kernels=$(scripts/kernels.sh) || fail "no CI kernel"
+for k in $kernels; do
+	# Not silent, whatever make -s we run under: the CHECK lines prove sparse ran.
+	(env -u MAKEFLAGS -u MAKELEVEL make KVER="$k" modules-check >/dev/null 2>&1
+	 echo $? >"$out/$k.rc") &
+done
+
 if [ ! -x "$checkpatch" ]; then
 	fail "no checkpatch.pl at $checkpatch (make deps)"
 else
@@ -47,11 +58,10 @@ else
 		kernel/compat/gen-compat.sh .ci/run || fail "shellcheck"
 fi
 
-kernels=$(scripts/kernels.sh) || fail "no CI kernel"
+wait
 for k in $kernels; do
 	step "sparse (C=2) and W=1 build, warnings as errors, for $k"
-	# Not silent, whatever make -s we run under: the CHECK lines prove sparse ran.
-	env -u MAKEFLAGS -u MAKELEVEL make KVER="$k" modules-check >/dev/null 2>&1 ||
+	[ "$(cat "$out/$k.rc" 2>/dev/null)" = 0 ] ||
 		{ fail "sparse/W=1 on $k:"; grep -E 'warning:|error:' "build/$k/kernel/lint.log"; }
 	grep -q 'CHECK ' "build/$k/kernel/lint.log" 2>/dev/null ||
 		fail "sparse did not run on $k"
