@@ -2674,11 +2674,27 @@ static void del_set(struct fz *fz, const struct loc *l)
 	}
 }
 
+/*
+ * In a clean batch with nothing to delete, something to: a table, a
+ * chain, a rule, made in the same batch.
+ */
+static void something_to_delete(struct fz *fz)
+{
+	struct loc l;
+
+	if (fz->dirty || pick_table(fz, &l))
+		return;
+	get_table(fz, &l, NULL);
+	get_chain(fz, &l, NULL, chance(fz, 50), -1, 0);
+	put_jump_rule(fz, &l, -1, NULL, NF_ACCEPT, K_SETUP);
+}
+
 static void gen_delete(struct fz *fz)
 {
 	unsigned int op = rnd(fz, 100), f;
 	struct loc l;
 
+	something_to_delete(fz);
 	if (op < 50) {
 		del_rules(fz);
 		return;
