@@ -2955,6 +2955,8 @@ static void get_extack(const struct nlmsghdr *nlh, char *buf, size_t size)
 	const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
 	size_t off = sizeof(*e);
 	const struct nlattr *a;
+	const char *msg = NULL;
+	uint32_t offs = 0;
 
 	buf[0] = '\0';
 	if (!(nlh->nlmsg_flags & NLM_F_ACK_TLVS))
@@ -2965,11 +2967,19 @@ static void get_extack(const struct nlmsghdr *nlh, char *buf, size_t size)
 		return;
 	mnl_attr_for_each(a, nlh, off) {
 		if (mnl_attr_get_type(a) == NLMSGERR_ATTR_MSG &&
-		    !mnl_attr_validate(a, MNL_TYPE_NUL_STRING)) {
-			snprintf(buf, size, "%s", mnl_attr_get_str(a));
-			return;
-		}
+		    !mnl_attr_validate(a, MNL_TYPE_NUL_STRING))
+			msg = mnl_attr_get_str(a);
+		if (mnl_attr_get_type(a) == NLMSGERR_ATTR_OFFS &&
+		    !mnl_attr_validate(a, MNL_TYPE_U32))
+			offs = mnl_attr_get_u32(a);
 	}
+	/* The message, and where in ours the offending attribute was. */
+	if (msg && offs)
+		snprintf(buf, size, "%s, at %u", msg, offs);
+	else if (msg)
+		snprintf(buf, size, "%s", msg);
+	else if (offs)
+		snprintf(buf, size, "at %u", offs);
 }
 
 /* The NEWRULE the kernel echoes: where the rule went, its handle. */
