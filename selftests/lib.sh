@@ -85,15 +85,19 @@ log_skip()
 	ret=$(ksft_status_merge "$ret" "$ksft_skip")
 }
 
-# checktool "CMD ARGS" "WHAT": skip the whole test unless CMD runs.
+# checktool "CMD ARGS" "WHAT": skip the whole test unless CMD runs (once
+# per test: setup_topology asks every time).
+declare -gA __CHECKED_TOOLS=()
 checktool()
 {
+	[ -z "${__CHECKED_TOOLS[$1]:-}" ] || return 0
 	# Word splitting of $1 is wanted: it is a command with its arguments.
 	# shellcheck disable=SC2086
 	if ! $1 > /dev/null 2>&1; then
 		echo "SKIP: Could not $2"
 		exit $ksft_skip
 	fi
+	__CHECKED_TOOLS[$1]=1
 }
 
 ##############################################################################
@@ -120,17 +124,44 @@ busywait()
 	done
 }
 
-# listener_ready NS PORT tcp|udp: a socket of NS listens on (is bound to) PORT.
+# __ns_pids NS [1]: the processes of NS (at most one with "1") in the array
+# NS_PIDS, found without running a program: under emulation each program
+# costs a tenth of a second or more, ss nearly half a second.
+__ns_pids()
+{
+	local p
+
+	NS_PIDS=()
+	for p in /proc/[0-9]*; do
+		[ "$p/ns/net" -ef "/run/netns/$1" ] || continue
+		NS_PIDS+=("${p#/proc/}")
+		[ "${2:-}" = 1 ] && break
+	done
+	[ ${#NS_PIDS[@]} -gt 0 ]
+}
+
+# listener_ready NS PORT tcp|udp: a socket of NS listens on (is bound to)
+# PORT: a listening TCP socket, or an unconnected UDP one, in the /proc/net
+# tables as a process of NS sees them.
 listener_ready()
 {
-	local ns=$1 port=$2 proto=${3:-tcp} flag
+	local ns=$1 port=$2 proto=${3:-tcp} state hex f sl laddr raddr st rest
 
 	case $proto in
-	tcp) flag=-t ;;
-	udp) flag=-u ;;
+	tcp) state=0A ;;	# TCP_LISTEN
+	udp) state=07 ;;	# TCP_CLOSE: bound, not connected
 	*) echo "listener_ready: unknown protocol '$proto'" >&2; return 1 ;;
 	esac
-	ss -N "$ns" -Hln "$flag" "sport = :$port" 2>/dev/null | grep -q .
+	printf -v hex ':%04X' "$port"
+	__ns_pids "$ns" 1 || return 1
+	for f in "/proc/${NS_PIDS[0]}/net/$proto" "/proc/${NS_PIDS[0]}/net/${proto}6"; do
+		[ -r "$f" ] || continue
+		# shellcheck disable=SC2034	# sl, raddr, rest: the other columns
+		while read -r sl laddr raddr st rest; do
+			[[ $laddr == *"$hex" && $st == "$state" ]] && return 0
+		done <"$f" 2>/dev/null
+	done
+	return 1
 }
 
 ##############################################################################
@@ -172,7 +203,8 @@ setup_ns()
 	[ ${#olds[@]} -eq 0 ] || cleanup_ns "${olds[@]}"
 
 	for var in "$@"; do
-		names+=("${var,,}-$(mktemp -u XXXXXX)")
+		printf -v name '%s-%06x' "${var,,}" $((SRANDOM & 0xffffff))
+		names+=("$name")
 	done
 	if ! printf 'netns add %s\n' "${names[@]}" | ip -b -; then
 		echo "setup_ns: cannot create network namespaces ${names[*]}" >&2
@@ -200,18 +232,14 @@ __ns_known()
 # cleanup_ns NS...: kill the processes of each NS, then delete it.
 cleanup_ns()
 {
-	local ns pids keep=() n gone=()
+	local ns keep=() n gone=()
 
 	for ns in "$@"; do
 		[ -n "$ns" ] || continue
-		pids=$(ip netns pids "$ns" 2>/dev/null)
-		if [ -n "$pids" ]; then
-			# shellcheck disable=SC2086	# one pid per word
-			kill $pids 2>/dev/null
+		if __ns_pids "$ns"; then
+			kill "${NS_PIDS[@]}" 2>/dev/null
 			busywait 2000 __ns_no_pids "$ns" ||
-				{ pids=$(ip netns pids "$ns" 2>/dev/null);
-				  # shellcheck disable=SC2086
-				  [ -z "$pids" ] || kill -KILL $pids 2>/dev/null; }
+				{ ! __ns_pids "$ns" || kill -KILL "${NS_PIDS[@]}" 2>/dev/null; }
 		fi
 		gone+=("$ns")
 	done
@@ -230,7 +258,7 @@ cleanup_ns()
 
 __ns_no_pids()
 {
-	[ -z "$(ip netns pids "$1" 2>/dev/null)" ]
+	! __ns_pids "$1" 1
 }
 
 # on_exit "CMD": run CMD (through eval) on exit, before the namespaces are
@@ -302,14 +330,18 @@ setup_topology()
 
 	setup_ns client gw server || return $ksft_fail
 
-	# Before the links, which take the defaults.
+	# Before the links, which take the defaults.  No duplicate address
+	# detection, for the link-local addresses either: until it ends, the
+	# first IPv6 exchange fails and the ping below waits out its timeout.
 	for ns in "$client" "$server"; do
 		ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0 \
-			net.ipv4.conf.default.rp_filter=0 > /dev/null
+			net.ipv4.conf.default.rp_filter=0 \
+			net.ipv6.conf.default.accept_dad=0 > /dev/null
 	done
 	ip netns exec "$gw" sysctl -qw net.ipv4.conf.all.rp_filter=0 \
 		net.ipv4.conf.default.rp_filter=0 net.ipv4.ip_forward=1 \
-		net.ipv6.conf.all.forwarding=1 > /dev/null
+		net.ipv6.conf.all.forwarding=1 \
+		net.ipv6.conf.default.accept_dad=0 > /dev/null
 
 	# One ip process per namespace: under emulation each process costs
 	# a tenth of a second, and a topology used to take forty of them.

@@ -82,7 +82,8 @@ echo_stop()
 }
 
 # talk NS PROTO ADDR: two lines over one connection (for UDP from one
-# socket), the second one only once the first was answered (or after 5 s);
+# socket), the second one only once the first was answered (or after 5 s;
+# for UDP, 0.2 s after);
 # prints what came back within TALK_TIMEOUT seconds (10).  Waiting matters for UDP: tproxy_echo answers from
 # a short-lived transparent socket bound to the original destination, and a
 # datagram that arrives while that socket exists belongs to it.
@@ -97,7 +98,8 @@ talk()
 	coproc TALK { ip netns exec "$ns" timeout "${TALK_TIMEOUT:-10}" socat -t 2 - \
 		"${proto^^}$family:$addr:$SERVICE_PORT$udp_opt" 2>/dev/null; }
 	echo one >&"${TALK[1]}"
-	read -r -t 5 line <&"${TALK[0]}" && echo "$line" && sleep 0.2
+	read -r -t 5 line <&"${TALK[0]}" && echo "$line" &&
+		{ [ "$proto" = tcp ] || sleep 0.2; }
 	wfd=${TALK[1]}
 	echo two >&"$wfd"
 	exec {wfd}>&-
