@@ -27,8 +27,9 @@
 # Results in build/vm/KVER-MODE/ (or --out): console.log (kernel console and
 # the guest's stdout/stderr), ktap.txt, dmesg.txt, rc (the guest runner's exit
 # code, written last). The run fails on a failed test, a timeout, a guest that
-# died or did not finish, and on BUG:/WARNING:/Oops/Call Trace/refcount_t in
-# the kernel log. Last line: "vm-run: KVER MODE: N passed, N failed, N skipped".
+# died or did not finish, and on a splat in the kernel log (KLOG_RE below:
+# BUG:, WARNING:, Oops, Call Trace, refcount_t, and debug kernels' reports).
+# Last line: "vm-run: KVER MODE: N passed, N failed, N skipped".
 #
 # --icount (emulation only; ignored, and said so, under KVM): QEMU counts
 # instructions (-icount shift=0,sleep=off), so the guest's clock measures the
@@ -42,7 +43,9 @@
 set -u
 
 BOOT_MARGIN=180		# seconds allowed to boot, set up and power off
-KLOG_RE='BUG:|WARNING:|Oops|Call Trace|refcount_t'
+# Splats, and what debug kernels report without one: kmemleak, lockdep,
+# RCU, a device or namespace that cannot go, a tracked reference leaked.
+KLOG_RE='BUG:|WARNING:|Oops|Call Trace|refcount_t|new suspected memory leaks|possible circular locking|inconsistent lock state|suspicious RCU usage|unregister_netdevice: waiting|leaked reference'
 NOT_NEEDED=ahci,sr_mod,i2c_i801,lpc_ich,iTCO_wdt,i6300esb,pcspkr,psmouse,kvm_amd,kvm_intel,powernow_k8
 BLOCK="nft_tproxy nft_socket nf_tproxy_ipv4 nf_tproxy_ipv6 nf_socket_ipv4 nf_socket_ipv6 xt_TPROXY xt_socket"
 OUR_MODULES="nft_tproxy nft_socket"
