@@ -77,18 +77,8 @@
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netlink.h>
 
-#ifndef NETLINK_EXT_ACK
-#define NETLINK_EXT_ACK		11
-#endif
-#ifndef NETLINK_CAP_ACK
-#define NETLINK_CAP_ACK		10
-#endif
-#ifndef NLM_F_CAPPED
-#define NLM_F_CAPPED		0x100
-#endif
-#ifndef NLM_F_ACK_TLVS
-#define NLM_F_ACK_TLVS		0x200
-#endif
+#include "nft_netlink.h"
+
 #ifndef NLM_F_NONREC
 #define NLM_F_NONREC		0x100
 #endif

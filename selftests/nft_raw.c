@@ -38,18 +38,7 @@
 #include <linux/netfilter_arp.h>
 #include <linux/netlink.h>
 
-#ifndef NETLINK_EXT_ACK
-#define NETLINK_EXT_ACK		11
-#endif
-#ifndef NETLINK_CAP_ACK
-#define NETLINK_CAP_ACK		10
-#endif
-#ifndef NLM_F_CAPPED
-#define NLM_F_CAPPED		0x100
-#endif
-#ifndef NLM_F_ACK_TLVS
-#define NLM_F_ACK_TLVS		0x200
-#endif
+#include "nft_netlink.h"
 
 #define EXIT_ERR		1	/* the kernel rejected the batch */
 #define EXIT_LOCAL		2	/* usage or local error */
