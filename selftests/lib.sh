@@ -159,7 +159,7 @@ listener_ready()
 		# shellcheck disable=SC2034	# sl, raddr, rest: the other columns
 		while read -r sl laddr raddr st rest; do
 			[[ $laddr == *"$hex" && $st == "$state" ]] && return 0
-		done <"$f" 2>/dev/null
+		done 2>/dev/null <"$f"
 	done
 	return 1
 }
