@@ -352,6 +352,8 @@ struct fz {
 	struct nlmsghdr *nlh;	/* message being built */
 	uint8_t kind;		/* generator of the item being built */
 	bool dirty;		/* a batch of many mutated items */
+	bool u8vals;		/* -u: key, family, level values below 256 */
+	bool narrow;		/* the u32 being put must stay below 256 */
 	struct stats *stats;
 	unsigned char rbuf[RBUF_SIZE];
 };
@@ -614,9 +616,27 @@ static void a_u32_maybe_bad(struct fz *fz, uint16_t type, uint32_t val,
 		a_u32(fz, type, rnd(fz, 32));
 		break;
 	default:
-		a_put(fz, type, sizeof(val), &val);
+		/* host byte order, unless it must stay below 256 */
+		a_put(fz, type, sizeof(val), fz->narrow ? &be : &val);
 		break;
 	}
+}
+
+/*
+ * The socket key and level and the tproxy family: 6.1's in-tree modules
+ * keep them in a u8 and truncate the u32 they get (256 reads as 0), where
+ * ours and upstream since 6.6 refuse what does not fit.  With -u every
+ * value sent for them, host byte order included, stays below 256, so that
+ * a run on 6.1 compares equal; the refusal itself is nft_socket_abi.sh's.
+ */
+static void a_u32_narrow(struct fz *fz, uint16_t type, uint32_t val,
+			 bool bad)
+{
+	if (fz->u8vals && val > 255)
+		val = 255;
+	fz->narrow = fz->u8vals;
+	a_u32_maybe_bad(fz, type, val, bad);
+	fz->narrow = false;
 }
 
 /* An attribute the expression does not declare. */
@@ -782,12 +802,17 @@ static void e_name(struct fz *fz, const struct expr *e)
 		"tproxy", "socket", "divert", "TPROXY", "sock", "tproxy6",
 		"", "immediate", "nat",
 	};
+	const char *name;
 
 	switch (e->shape) {
 	case SH_NONAME:
 		break;
 	case SH_BADNAME:
-		a_str(fz, NFTA_EXPR_NAME, bad[rnd(fz, ARRAY_SIZE(bad))]);
+		name = bad[rnd(fz, ARRAY_SIZE(bad))];
+		/* divert only where its generator is in use (-k) */
+		if (!strcmp(name, "divert") && !(fz->kinds & M(K_DIVERT)))
+			name = "tproxy6";
+		a_str(fz, NFTA_EXPR_NAME, name);
 		break;
 	case SH_UNTERM:
 		a_put(fz, NFTA_EXPR_NAME, strlen(e->name), e->name);
@@ -1085,7 +1110,7 @@ static uint32_t body_tproxy(struct fz *fz, const struct loc *l, bool mutate)
 
 	e_begin(fz, &e, "tproxy", m & M(TP_SHAPE) ? pick_shape(fz) : SH_OK);
 	if (!(m & M(TP_NO_FAMILY)))
-		a_u32_maybe_bad(fz, NFTA_TPROXY_FAMILY, tfam,
+		a_u32_narrow(fz, NFTA_TPROXY_FAMILY, tfam,
 				m & M(TP_FAMILY_BAD));
 	if (use_addr)
 		a_u32_maybe_bad(fz, NFTA_TPROXY_REG_ADDR, areg,
@@ -1131,13 +1156,13 @@ static uint32_t body_socket(struct fz *fz, bool mutate)
 
 	e_begin(fz, &e, "socket", m & M(SK_SHAPE) ? pick_shape(fz) : SH_OK);
 	if (!(m & M(SK_NO_KEY)))
-		a_u32_maybe_bad(fz, NFTA_SOCKET_KEY, key, m & M(SK_KEY_BAD));
+		a_u32_narrow(fz, NFTA_SOCKET_KEY, key, m & M(SK_KEY_BAD));
 	if (!(m & M(SK_NO_DREG)))
 		a_u32_maybe_bad(fz, NFTA_SOCKET_DREG, dreg,
 				m & M(SK_DREG_BAD));
 	if (!(m & M(SK_NO_LEVEL)) &&
 	    (key == NFT_SOCKET_CGROUPV2 || chance(fz, 15)))
-		a_u32_maybe_bad(fz, NFTA_SOCKET_LEVEL, level,
+		a_u32_narrow(fz, NFTA_SOCKET_LEVEL, level,
 				m & M(SK_LEVEL_BAD));
 	if (m & M(SK_UNKNOWN))
 		a_unknown(fz, NFTA_SOCKET_MAX);
@@ -2460,6 +2485,9 @@ static void gen_replace(struct fz *fz)
 		if (fz->have & M(ex) && takes(fz, &l, l.chain, M(ex)))
 			fit |= M(ex);
 	body = rnd(fz, NEX + 2);
+	/* Never an expression whose generator is not in use (-k). */
+	if (body < NEX && !(fz->kinds & M(ex_kind[body])))
+		body = NEX + 1;
 	if (body < NEX && !fz->dirty && !(fit & M(body)))
 		body = fit ? (int)pick_bit(fz, fit) : NEX + 1;
 	if (body < NEX) {
@@ -3158,6 +3186,9 @@ static int batch_xmit(struct fz *fz)
 /*
  * Which expressions the kernel has: one valid rule of each, in a batch
  * without its end, so that nothing is committed; ENOENT means missing.
+ * Those whose generator is not in use are not asked for and count as
+ * missing: what is sent must not depend on them (runs without divert are
+ * compared between kernels with and without it).
  */
 static int probe(struct fz *fz)
 {
@@ -3171,6 +3202,8 @@ static int probe(struct fz *fz)
 	struct rule r;
 
 	for (ex = 0; ex < NEX; ex++) {
+		if (!(fz->kinds & M(ex_kind[ex])))
+			continue;
 		batch_start(fz);
 		fz->b.check_only = true;
 		put_table(fz, l.fam, l.tab, K_SETUP, NLM_F_CREATE, false, 0);
@@ -3564,16 +3597,25 @@ static int cleanup(struct fz *fz, const struct tlist *tl)
 
 /* ---- main ----------------------------------------------------------- */
 
+static const char *have_name(const struct fz *fz, unsigned int ex)
+{
+	if (!(fz->kinds & M(ex_kind[ex])))
+		return "unused";
+	return fz->have & M(ex) ? "yes" : "missing";
+}
+
 static void usage(FILE *f)
 {
 	unsigned int k;
 
 	fprintf(f,
-		"usage: nft_fuzz_netlink [-s SEED] [-n MESSAGES] [-k KINDS] [-N] [-v] [-d DIR]\n"
+		"usage: nft_fuzz_netlink [-s SEED] [-n MESSAGES] [-k KINDS] [-N] [-u] [-v] [-d DIR]\n"
 		"  -s SEED      seed of the generator (uint64, default 1)\n"
 		"  -n MESSAGES  messages to send (default 10000)\n"
 		"  -k KINDS     generators to use, comma separated (default all)\n"
 		"  -N           no namespace churn (same as leaving out netns)\n"
+		"  -u           socket key and level, tproxy family below 256\n"
+		"               (what 6.1's in-tree modules truncate to a u8)\n"
 		"  -v           print every message, its errno and extack\n"
 		"  -d DIR       write the errno of each message to\n"
 		"               DIR/nft_fuzz_SEED_MESSAGES.errnos\n"
@@ -3631,9 +3673,8 @@ static void print_results(const struct fz *fz, uint64_t seed,
 	}
 	printf("\n");
 	printf("expressions: tproxy %s socket %s divert %s\n",
-	       fz->have & M(EX_TPROXY) ? "yes" : "missing",
-	       fz->have & M(EX_SOCKET) ? "yes" : "missing",
-	       fz->have & M(EX_DIVERT) ? "yes" : "missing");
+	       have_name(fz, EX_TPROXY), have_name(fz, EX_SOCKET),
+	       have_name(fz, EX_DIVERT));
 	for (e = 0; e <= MAX_ERRNO; e++) {
 		if (!s->hist[e])
 			continue;
@@ -3688,7 +3729,7 @@ int main(int argc, char **argv)
 	fz->kinds = ALL_KINDS;
 	fz->sink = -1;
 	fz->stats = &stats;
-	while ((c = getopt(argc, argv, "s:n:k:Nvd:h")) != -1) {
+	while ((c = getopt(argc, argv, "s:n:k:Nuvd:h")) != -1) {
 		switch (c) {
 		case 's':
 			if (!parse_u64(optarg, &seed)) {
@@ -3713,6 +3754,9 @@ int main(int argc, char **argv)
 			break;
 		case 'N':
 			fz->kinds &= ~M(K_NETNS);
+			break;
+		case 'u':
+			fz->u8vals = true;
 			break;
 		case 'v':
 			stats.verbose = true;
