@@ -5,7 +5,7 @@
 #
 #   scripts/vm-run.sh [--mode ours|intree] [--timeout SEC] [--cpus N]
 #                     [--icount] [--memory M] [--out DIR] [--exec "CMD"]
-#                     [--kimg IMAGE] KVER [TEST ...]
+#                     [--kimg IMAGE] [--env NAME=VALUE]... KVER [TEST ...]
 #
 # KVER is a kernel release unpacked in the kernel cache (make deps: the CI
 # kernels, in $NFT_TPROXY_KERNELS/KVER/img, default /var/lib/nft-tproxy/kernels),
@@ -30,6 +30,12 @@
 # died or did not finish, and on a splat in the kernel log (KLOG_RE below:
 # BUG:, WARNING:, Oops, Call Trace, refcount_t, and debug kernels' reports).
 # Last line: "vm-run: KVER MODE: N passed, N failed, N skipped".
+#
+# On a kernel with kmemleak (make debug-test), the guest asks it for two
+# scans after the tests (the first one only takes each object's checksum),
+# and its report, kmemleak.txt, must be empty.
+#
+# --env NAME=VALUE: exported to the tests (the fuzzers' sizes, say).
 #
 # --icount (emulation only; ignored, and said so, under KVM): QEMU counts
 # instructions (-icount shift=0,sleep=off), so the guest's clock measures the
@@ -72,6 +78,7 @@ out=""
 exec_cmd=""
 kimg=""
 icount=0
+envs=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	--mode) mode=${2:-}; shift 2 || usage ;;
@@ -89,6 +96,8 @@ while [ $# -gt 0 ]; do
 	--exec=*) exec_cmd=${1#*=}; shift ;;
 	--kimg) kimg=${2:-}; shift 2 || usage ;;
 	--kimg=*) kimg=${1#*=}; shift ;;
+	--env) envs+=("${2:-}"); shift 2 || usage ;;
+	--env=*) envs+=("${1#*=}"); shift ;;
 	-h|--help) usage ;;
 	--) shift; break ;;
 	-*) echo "vm-run: unknown option $1" >&2; usage ;;
@@ -109,6 +118,9 @@ esac
 	die "--timeout: not a number of seconds: $timeout_s"
 [ -z "$exec_cmd" ] || [ ${#tests[@]} -eq 0 ] ||
 	die "--exec and TEST arguments exclude each other"
+for e in "${envs[@]}"; do
+	[[ $e =~ ^[A-Za-z_][A-Za-z0-9_]*= ]] || die "--env $e: not NAME=VALUE"
+done
 
 kcache=${NFT_TPROXY_KERNELS:-/var/lib/nft-tproxy/kernels}
 if [ -z "$kimg" ] && [ -f "$kcache/$kver/img/boot/vmlinuz-$kver" ]; then
@@ -182,7 +194,8 @@ if [ -z "$exec_cmd" ] && grep -qs '^all[[:space:]]*:' "$root/selftests/Makefile"
 	fi
 fi
 
-rm -f "$out/console.log" "$out/ktap.txt" "$out/dmesg.txt" "$out/rc" "$out/guest.sh"
+rm -f "$out/console.log" "$out/ktap.txt" "$out/dmesg.txt" "$out/rc" "$out/guest.sh" \
+      "$out/kmemleak.txt"
 
 # The guest side, generated with our values baked in. Everything it does on
 # the 9p result directory happens before and after the tests, not during.
@@ -197,6 +210,9 @@ rm -f "$out/console.log" "$out/ktap.txt" "$out/dmesg.txt" "$out/rc" "$out/guest.
 	[ ${#tests[@]} -eq 0 ] || printf ' %q' "${tests[@]}"
 	printf ' )\n'
 	printf 'block=%q ours=%q icount=%q\n' "$BLOCK" "$OUR_MODULES" "$icount"
+	for e in "${envs[@]}"; do
+		printf 'export %q\n' "$e"
+	done
 	cat <<-'EOF'
 
 	ktap=/run/nft-tproxy-ktap.txt
@@ -359,6 +375,22 @@ rm -f "$out/console.log" "$out/ktap.txt" "$out/dmesg.txt" "$out/rc" "$out/guest.
 		[ "$rc" -ne 0 ] || echo "vm-run: no in-tree tproxy/socket module was loaded during the run"
 	fi
 
+	# kmemleak reports an unreferenced object on the scan after the one
+	# that saw it unchanged, and only once it is 5 s old.
+	kml=/sys/kernel/debug/kmemleak
+	[ -e "$kml" ] || mount -t debugfs none /sys/kernel/debug 2>/dev/null
+	if [ -e "$kml" ]; then
+		sleep 5
+		if echo scan > "$kml" && sleep 1 && echo scan > "$kml"; then
+			cat "$kml" > "$out/kmemleak.txt"
+			echo "vm-run: kmemleak: $(grep -c '^unreferenced object' "$out/kmemleak.txt") unreferenced object(s) after two scans"
+		else
+			echo "vm-run: kmemleak: scan refused (disabled?)" > "$out/kmemleak.txt"
+			echo "vm-run: FAIL: kmemleak refused a scan: $(dmesg | grep -m1 'kmemleak:')"
+			rc=1
+		fi
+	fi
+
 	[ ! -e "$ktap" ] || cp "$ktap" "$out/ktap.txt"
 	dmesg > "$out/dmesg.txt"
 	echo "$rc" > "$out/rc"
@@ -454,6 +486,10 @@ fi
 
 hits=$(cd "$out" && grep -nE "$KLOG_RE" console.log dmesg.txt 2>/dev/null |
        grep -v "^console.log:1:")
+if [ -s "$out/kmemleak.txt" ]; then
+	problems+=("kmemleak reports leaks ($out/kmemleak.txt):")
+	hits="${hits:+$hits$'\n'}$(head -n 20 "$out/kmemleak.txt")"
+fi
 if [ -n "$hits" ]; then
 	problems+=("kernel log matches /$KLOG_RE/:")
 fi
