@@ -50,7 +50,10 @@
  *	unshare -n ./nft_fuzz_netlink -s 7 -n 20000
  *	./nft_fuzz_netlink -s 7 -n 13412 -v | tail
  *
- * "-N" leaves out the namespace churn, for runs compared across kernels.
+ * "-N" leaves out the namespace churn, for runs compared across kernels;
+ * "-u" keeps the values 6.1's in-tree modules truncate to a u8 below 256
+ * (the socket key and level, the tproxy family), for runs compared with
+ * those modules.
  * Exit status: 0, or 2 on a local error (usage, socket, lost ack).
  */
 #define _GNU_SOURCE
@@ -647,6 +650,7 @@ static void a_unknown(struct fz *fz, uint16_t max)
 	uint16_t type;
 	struct nlattr *n;
 	unsigned int i;
+	bool narrow;
 
 	if (chance(fz, 60))
 		type = max + 1 + rnd(fz, 4);
@@ -654,6 +658,13 @@ static void a_unknown(struct fz *fz, uint16_t max)
 		type = types[rnd(fz, ARRAY_SIZE(types))] + (max > 2 ? max : 0);
 	for (i = 0; i < sizeof(junk); i++)
 		junk[i] = rnd(fz, 256);
+	/*
+	 * With -u, a type that is in fact declared (the socket level) reads
+	 * below 256 too: junk that starts with three zero bytes, no nest.
+	 */
+	narrow = fz->u8vals && type <= max;
+	if (narrow)
+		memset(junk, 0, 3);
 	switch (rnd(fz, 4)) {
 	case 0:
 		a_u32(fz, type, rnd(fz, 64));
@@ -665,6 +676,10 @@ static void a_unknown(struct fz *fz, uint16_t max)
 		a_put(fz, type, 1 + rnd(fz, sizeof(junk)), junk);
 		break;
 	default:
+		if (narrow) {
+			a_u32(fz, type, rnd(fz, 64));
+			break;
+		}
 		n = a_nest(fz, type);
 		a_u32(fz, 1, rnd(fz, 64));
 		a_end(fz, n);
@@ -1111,7 +1126,7 @@ static uint32_t body_tproxy(struct fz *fz, const struct loc *l, bool mutate)
 	e_begin(fz, &e, "tproxy", m & M(TP_SHAPE) ? pick_shape(fz) : SH_OK);
 	if (!(m & M(TP_NO_FAMILY)))
 		a_u32_narrow(fz, NFTA_TPROXY_FAMILY, tfam,
-				m & M(TP_FAMILY_BAD));
+			     m & M(TP_FAMILY_BAD));
 	if (use_addr)
 		a_u32_maybe_bad(fz, NFTA_TPROXY_REG_ADDR, areg,
 				m & M(TP_ADDR_BAD));
@@ -1163,7 +1178,7 @@ static uint32_t body_socket(struct fz *fz, bool mutate)
 	if (!(m & M(SK_NO_LEVEL)) &&
 	    (key == NFT_SOCKET_CGROUPV2 || chance(fz, 15)))
 		a_u32_narrow(fz, NFTA_SOCKET_LEVEL, level,
-				m & M(SK_LEVEL_BAD));
+			     m & M(SK_LEVEL_BAD));
 	if (m & M(SK_UNKNOWN))
 		a_unknown(fz, NFTA_SOCKET_MAX);
 	e_end(fz, &e);
