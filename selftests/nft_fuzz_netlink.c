@@ -80,6 +80,7 @@
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netlink.h>
 
+#include "fuzz_rng.h"
 #include "nft_netlink.h"
 
 #ifndef NLM_F_NONREC
@@ -363,19 +364,10 @@ struct fz {
 
 /* ---- helpers -------------------------------------------------------- */
 
-static uint64_t splitmix64(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
 /* 0 .. n - 1 */
 static uint32_t rnd(struct fz *fz, uint32_t n)
 {
-	return ((splitmix64(&fz->rng) >> 32) * n) >> 32;
+	return fuzz_below(&fz->rng, n);
 }
 
 static bool chance(struct fz *fz, unsigned int percent)
