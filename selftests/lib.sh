@@ -684,6 +684,45 @@ nft_tproxy_stat()
 	echo "$sum"
 }
 
+# nft_tproxy_stats_sum NS NAME...: the counters NAME... of NS's
+# /proc/net/stat/nft_tproxy, summed over them and the CPUs.
+nft_tproxy_stats_sum()
+{
+	local ns=$1 n t=0
+
+	shift
+	for n in "$@"; do
+		t=$((t + $(nft_tproxy_stat "$ns" "$n")))
+	done
+	echo "$t"
+}
+
+__unload_ours()
+{
+	rmmod nft_socket 2>/dev/null
+	rmmod nft_tproxy 2>/dev/null
+	! grep -qE '^nft_(tproxy|socket) ' /proc/modules
+}
+
+# reload_ours AFTER: at the end of a test (mode ours) whose rules are
+# gone: our modules must unload, once the namespaces that held rules are
+# (they go in a workqueue); then they are loaded again for the tests that
+# follow.  PASS or FAIL "... after AFTER".
+reload_ours()
+{
+	local m
+
+	if busywait 30000 __unload_ours; then
+		log_pass "our modules unload after $1"
+	else
+		log_fail "our modules do not unload after $1: $(grep -E '^nft_(tproxy|socket) ' /proc/modules | tr '\n' ' ')"
+	fi
+	for m in nft_tproxy nft_socket; do
+		grep -q "^$m " /proc/modules || insmod "$NFT_TPROXY_MODDIR/$m.ko" ||
+			log_fail "insmod $m after $1"
+	done
+}
+
 require_nft_patched()
 {
 	if [ ! -x "$NFT_PATCHED" ]; then

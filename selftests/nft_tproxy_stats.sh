@@ -245,24 +245,15 @@ else
 fi
 # Over everything the gateway saw above, each packet that reached tproxy,
 # and each that reached divert, is in exactly one counter.
-sum()
-{
-	local n t=0
-
-	for n in "$@"; do
-		t=$(( t + $(nft_tproxy_stat "$gw" "$n") ))
-	done
-	echo "$t"
-}
 tp=$(nft_counter "$gw" stats tp)
-tps=$(sum established listener tw_takeover no_socket not_transparent unhandled)
+tps=$(nft_tproxy_stats_sum "$gw" established listener tw_takeover no_socket not_transparent unhandled)
 if [ "$tp" -gt 0 ] && [ "$tps" -eq "$tp" ]; then
 	log_pass "every packet tproxy evaluated is counted once: $tps counted, $tp evaluated ($(stats "$gw"))"
 else
 	log_fail "every packet tproxy evaluated is counted once: $tps counted, $tp evaluated ($(stats "$gw"))"
 fi
 dv=$(nft_counter "$gw" stats dv)
-dvs=$(sum delivered looped refused)
+dvs=$(nft_tproxy_stats_sum "$gw" delivered looped refused)
 if [ "$dv" -gt 0 ] && [ "$dvs" -eq "$dv" ]; then
 	log_pass "every packet divert evaluated is counted once: $dvs counted, $dv evaluated"
 else

@@ -140,18 +140,11 @@ else
 	log_fail "the rules are intact and intercept after the refused unloads"
 fi
 
-unloaded()
-{
-	rmmod nft_tproxy 2>/dev/null
-	rmmod nft_socket 2>/dev/null
-	! grep -qE '^nft_(tproxy|socket) ' /proc/modules
-}
-
 failed=0
 for ((i = 1; i <= CYCLES; i++)); do
 	ip netns exec "$gw" nft flush ruleset
 	# Rules are destroyed by a deferred work: the references go shortly after.
-	if ! busywait "$BUSYWAIT_TIMEOUT" unloaded; then
+	if ! busywait "$BUSYWAIT_TIMEOUT" __unload_ours; then
 		echo "cycle $i: rmmod failed"
 		failed=$i
 		break
