@@ -10,11 +10,18 @@ ABI_TESTS="nft_tproxy_abi.sh nft_socket_abi.sh"
 # Against a kernel's own modules: the ABI tests, the refusal of every divert
 # rule by a kernel without the extension, and the clash of ours with an
 # in-tree module already loaded.
-INTREE_TESTS="$ABI_TESTS nft_divert_netlink.sh nft_tproxy_precedence.sh"
+# The netlink fuzzer runs there too: its fuzz-cmp and fuzz-u8 lines are
+# compared with ours.
+INTREE_TESTS="$ABI_TESTS nft_divert_netlink.sh nft_fuzz_netlink.sh nft_tproxy_precedence.sh"
 # The throughput ratio runs in a guest of its own under instruction counting
 # (vm-run.sh --icount), one vCPU, where the guest's clock counts the guest's
 # work: without it the ratio followed the host's load (0.70 to 1.04 seen).
 ICOUNT_TESTS="nft_relay_throughput.sh"
+# Churn on several CPUs (make matrix, make debug-test): a guest of its own
+# with CHURN_CPUS vCPUs and the full count of cycles.
+CHURN_TESTS="nft_churn.sh"
+CHURN_CPUS=4
+CHURN_ENV="--env NFT_TPROXY_CHURN_CYCLES=1000 --env NFT_TPROXY_CHURN_FLOWS=8"
 
 # run_counts LOG: "passed failed skipped" from a vm-run log; a log without
 # its result line counts as one failure.
@@ -30,6 +37,43 @@ run_counts()
 	line=${line##*: }
 	read -r p _ f _ s _ <<<"${line//,/}"
 	echo "$p $f $s"
+}
+
+# fuzz_lines KTAP RUN: what nft_fuzz_netlink.sh's RUN (cmp, u8) printed
+# that depends only on the messages and the kernel's answers.
+fuzz_lines()
+{
+	grep -E "^# fuzz-$2 seed [0-9]+: " "$1" | grep -v ': expressions: '
+}
+
+# fuzz_compare KVER: the netlink fuzzer's runs against the in-tree modules
+# and ours.  fuzz-u8 must be identical; fuzz-cmp too, unless the in-tree
+# socket expression truncates its key to a u8 (6.1), which the intree run
+# reports.  Returns 1 on a difference that is not that one.
+fuzz_compare()
+{
+	local k=$1 run n
+	local in=build/vm/$k-intree/ktap.txt ours=build/vm/$k-ours/ktap.txt
+
+	for run in u8 cmp; do
+		n=$(fuzz_lines "$ours" "$run" | wc -l)
+		if [ "$n" -eq 0 ]; then
+			echo "run: FAIL: $k: no fuzz-$run lines from the run against ours"
+			return 1
+		fi
+		if diff <(fuzz_lines "$in" "$run") <(fuzz_lines "$ours" "$run") \
+			>"build/fuzz-diff-$k-$run.txt"; then
+			echo "run: $k: netlink fuzz-$run: identical for the in-tree modules and ours ($n lines: errno histogram, hashes of the errnos and of the ruleset)"
+		elif [ "$run" = cmp ] &&
+		     grep -q '^# fuzz: the socket expression (intree) truncates key 256' "$in"; then
+			echo "run: $k: netlink fuzz-cmp: differs, in the documented class only: the in-tree socket expression truncates key, level and family to a u8 (fuzz-u8, where those stay below 256, is identical):"
+			sed 's/^/run:   /' "build/fuzz-diff-$k-$run.txt"
+		else
+			echo "run: FAIL: $k: netlink fuzz-$run: the in-tree modules (<) and ours (>) differ:"
+			sed 's/^/run:   /' "build/fuzz-diff-$k-$run.txt"
+			return 1
+		fi
+	done
 }
 
 # The PASS/FAIL/SKIP lines of the ABI tests in a run's KTAP.
@@ -68,11 +112,17 @@ modules_selfcontained()
 # results.  KIMG is the kernel image ("" for /boot/vmlinuz-KVER).  Prints
 # its log; leaves "passed failed skipped" in build/run-KVER.counts and the
 # build's outcome in build/run-KVER.build.
+#
+# RUN_MODES (default "intree ours icount") chooses the runs: "all" is the
+# whole suite against ours without instruction counting (the debug
+# kernel), "churn" CHURN_TESTS on CHURN_CPUS vCPUs with CHURN_ENV.
+# RUN_OPTS: more vm-run options for every run (words).
 run_kernel()
 {
 	local k=$1 kimg=$2 intree_tests=$3 mode tests ours_tests log opts
-	local pass=0 fail=0 skip=0 p f s
+	local pass=0 fail=0 skip=0 p f s extra
 
+	read -ra extra <<<"${RUN_OPTS:-}"
 	rm -f "build/run-$k.counts" "build/run-$k.build"
 	if build_modules "$k" >"build/make-$k.log" 2>&1 && modules_selfcontained "$k"; then
 		pass=$((pass + 1))
@@ -88,19 +138,26 @@ run_kernel()
 
 	ours_tests=$(selftests/run.sh --list | grep -vxF -f <(tr ' ' '\n' <<<"$ICOUNT_TESTS"))
 	# Modes: intree (the kernel's own modules), ours, icount (ours, counting
-	# instructions).
-	for mode in intree ours icount; do
-		opts=(${kimg:+--kimg "$kimg"} --mode "$mode")
+	# instructions), all, churn.
+	for mode in ${RUN_MODES:-intree ours icount}; do
+		opts=(${kimg:+--kimg "$kimg"} --mode ours "${extra[@]}")
 		case $mode in
 		intree)
 			[ -n "$intree_tests" ] || continue
+			opts=(${kimg:+--kimg "$kimg"} --mode intree "${extra[@]}")
 			tests=$intree_tests ;;
 		ours)
 			tests=$ours_tests ;;
+		all)
+			tests=""
+			opts+=(--out "build/vm/$k-ours") ;;
 		icount)
 			tests=$ICOUNT_TESTS
-			opts=(${kimg:+--kimg "$kimg"} --mode ours --icount --cpus 1
-			      --out "build/vm/$k-icount") ;;
+			opts+=(--icount --cpus 1 --out "build/vm/$k-icount") ;;
+		churn)
+			tests=$CHURN_TESTS
+			# shellcheck disable=SC2206 # options, one per word
+			opts+=(--cpus "$CHURN_CPUS" $CHURN_ENV --out "build/vm/$k-churn") ;;
 		esac
 		log=build/run-$k-$mode.log
 		echo "run: $k, $mode"
@@ -121,6 +178,15 @@ run_kernel()
 		else
 			echo "run: $k: ABI results of the in-tree modules (<) and ours (>) differ:"
 			cat "build/abi-diff-$k.txt"
+		fi
+		;;
+	esac
+	case " $intree_tests " in
+	*" nft_fuzz_netlink.sh "*)
+		if fuzz_compare "$k"; then
+			pass=$((pass + 1))
+		else
+			fail=$((fail + 1))
 		fi
 		;;
 	esac
