@@ -10,8 +10,12 @@
 #   make demo                             the transparent proxy in a VM
 #   make lint                             checkpatch --strict, sparse, W=1, shellcheck
 #   make docs                             Documentation/ as HTML in build/docs
-#   make matrix                           the suite on 5.10, 6.1, 6.12, 7.2 and a
-#                                         kernel without any tproxy support
+#   make matrix                           the suite on 5.10, 6.1, 6.12, 7.2, a
+#                                         kernel without any tproxy support and
+#                                         a debug kernel; churn on 4 vCPUs,
+#                                         the fuzzers at full size
+#   make debug-test                       only the debug kernel (KASAN, kmemleak,
+#                                         lockdep, ...) of make matrix
 #   make userspace                        libnftnl and nft with our patch series:
 #                                         build, unit tests, tests/py in VMs
 #   make userspace-install [PREFIX=/usr/local]  install them (DESTDIR honoured)
@@ -105,6 +109,9 @@ vm-test:
 matrix:
 	@$(TOP)/scripts/matrix.sh
 
+debug-test:
+	@MATRIX_LANES=debug $(TOP)/scripts/matrix.sh
+
 # Sphinx from Debian (make deps); any warning fails the build.
 docs:
 	@command -v sphinx-build >/dev/null || \
@@ -132,8 +139,8 @@ clean:
 	$(MAKE) -C $(TOP)/selftests clean
 
 help:
-	@sed -n '3,21p' $(TOP)/Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,24p' $(TOP)/Makefile | sed 's/^# \{0,1\}//'
 
 .PHONY: all kdir-check links modules modules-check install uninstall deps \
-	lint check vm-test matrix docs version demo clean help userspace \
+	lint check vm-test matrix debug-test docs version demo clean help userspace \
 	userspace-install bench

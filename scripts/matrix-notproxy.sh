@@ -8,9 +8,13 @@
 # that neither NF_TPROXY_*, NF_SOCKET_* nor the udp4_lib_lookup and
 # udp6_lib_lookup exports exist.
 #
-#   scripts/matrix-notproxy.sh CACHE [LINE]
+#   scripts/matrix-notproxy.sh CACHE [LINE [FLAVOUR]]
 #
-# LINE is the linux-source line (default 6.12). Results, in CACHE/notproxy/:
+# LINE is the linux-source line (default 6.12). FLAVOUR "debug" (make
+# debug-test) adds the kernel's own bug finders on top (DEBUG below: KASAN,
+# KFENCE, kmemleak, lockdep with RCU checking, the reference trackers, ...);
+# it is built in CACHE/debug/ with the release suffix -debug.
+# Results, in CACHE/notproxy/ (CACHE/debug/):
 #   linux/         the configured and built tree (KDIR for our modules)
 #   img/boot/vmlinuz-KVER and img/lib/modules/KVER/   what the VM boots
 #   kver, stamp    the release, and what it was built from
@@ -21,12 +25,25 @@ set -eu
 set -o pipefail
 
 top=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd -P)
-cache=${1:?usage: matrix-notproxy.sh CACHE [LINE]}
+cache=${1:?usage: matrix-notproxy.sh CACHE [LINE [FLAVOUR]]}
 line=${2:-6.12}
-dir=$cache/notproxy
+flavour=${3:-notproxy}
+case $flavour in
+notproxy|debug) ;;
+*) echo "matrix-notproxy: FLAVOUR is notproxy or debug, not '$flavour'" >&2; exit 2 ;;
+esac
+dir=$cache/$flavour
 pkg=linux-source-$line
 OFF="NFT_TPROXY NFT_SOCKET NETFILTER_XT_TARGET_TPROXY NETFILTER_XT_MATCH_SOCKET
      NF_TPROXY_IPV4 NF_TPROXY_IPV6 NF_SOCKET_IPV4 NF_SOCKET_IPV6"
+# The debug flavour: generic KASAN with inline checks, KFENCE, kmemleak
+# (scanned on demand, the guest runner asks at the end of a run), lockdep
+# and RCU checking, sleeping in atomic context, DEBUG_NET's warnings, RCU
+# heads freed twice, netdev and netns reference trackers, list corruption.
+DEBUG="KASAN KASAN_GENERIC KASAN_INLINE KFENCE DEBUG_KERNEL DEBUG_KMEMLEAK
+       PROVE_LOCKING PROVE_RCU DEBUG_ATOMIC_SLEEP DEBUG_NET DEBUG_OBJECTS
+       DEBUG_OBJECTS_RCU_HEAD NET_DEV_REFCNT_TRACKER NET_NS_REFCNT_TRACKER
+       DEBUG_LIST"
 
 log()
 {
@@ -46,13 +63,21 @@ fi
 
 # The fragment: what the tests need, without anything tproxy or socket.
 mkdir -p "$dir"
-frag=$dir/notproxy.config
+frag=$dir/$flavour.config
 {
 	grep -vE "^CONFIG_($(tr -s ' \n' '|' <<<"$OFF" | sed 's/|$//'))=" "$top/selftests/config"
 	for o in $OFF; do
 		echo "# CONFIG_$o is not set"
 	done
-	echo 'CONFIG_LOCALVERSION="-notproxy"'
+	echo "CONFIG_LOCALVERSION=\"-$flavour\""
+	if [ "$flavour" = debug ]; then
+		for o in $DEBUG; do
+			echo "CONFIG_$o=y"
+		done
+		echo '# CONFIG_DEBUG_KMEMLEAK_AUTO_SCAN is not set'
+		echo '# CONFIG_DEBUG_KMEMLEAK_DEFAULT_OFF is not set'
+		echo 'CONFIG_DEBUG_KMEMLEAK_MEM_POOL_SIZE=65536'
+	fi
 	echo '# CONFIG_LOCALVERSION_AUTO is not set'
 	echo 'CONFIG_DEBUG_INFO_NONE=y'
 	echo '# CONFIG_DEBUG_INFO_DWARF_TOOLCHAIN_DEFAULT is not set'
@@ -68,7 +93,7 @@ if [ -f "$dir/stamp" ] && [ "$(cat "$dir/stamp")" = "$stamp" ] &&
 	exit 0
 fi
 
-log "building from $pkg $version (a cold build takes about 15 minutes on 2 cores)"
+log "building $flavour from $pkg $version (a cold build takes about 15 minutes on 2 cores, more for debug)"
 rm -rf "$dir/linux" "$dir/img" "$dir/kver" "$dir/stamp" "$dir"/*.deb
 (cd "$dir" && apt-get download -q "$pkg=$version" >/dev/null)
 dpkg-deb --fsys-tarfile "$dir/${pkg}_"*.deb |
@@ -93,6 +118,11 @@ done
 for o in $OFF; do
 	! grep -qE "^CONFIG_$o=[ym]$" .config || die "CONFIG_$o is set in the config"
 done
+if [ "$flavour" = debug ]; then
+	for o in $DEBUG; do
+		grep -qE "^CONFIG_$o=y$" .config || die "CONFIG_$o is not set in the config"
+	done
+fi
 
 make -s -j"$(nproc)" bzImage modules
 kver=$(cat include/config/kernel.release)

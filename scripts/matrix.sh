@@ -12,9 +12,17 @@
 #   notproxy    built here from Debian's linux-source-6.12 with virtme-ng's
 #               minimal config, NFT_TPROXY, NFT_SOCKET, xt_TPROXY and
 #               xt_socket off
+#   debug       the same with the kernel's bug finders on (KASAN, KFENCE,
+#               kmemleak, lockdep, RCU checking, reference trackers, ...):
+#               the whole suite on 2 vCPUs, the fuzzers at full size
+#               (make debug-test runs this lane alone)
 #
-# Every kernel runs the whole suite against our modules; those that ship
-# their own modules also run the clash test against them.  Chroots, images
+# Every kernel runs the whole suite against our modules, then the churn
+# test on 4 vCPUs with 1000 cycles; those that ship their own modules also
+# run the ABI tests, the netlink fuzzer (compared with ours) and the clash
+# test against them.  The fuzzers run MATRIX_FUZZ_MESSAGES netlink
+# messages (default 1000000) and MATRIX_FUZZ_PACKETS packets (default
+# 1000000) per run, on 2 jobs.  Chroots, images
 # and the kernel build are cached in $MATRIX_CACHE (default
 # /var/lib/nft-tproxy/matrix) and remade only when missing or when the
 # package version changed.  Not under /var/cache: virtme-ng mounts a tmpfs
@@ -25,8 +33,9 @@
 # '5\.10\.0-[0-9]+-amd64'), MATRIX_SID (default '7\.2\.[0-9]+\+deb[0-9]+-amd64'),
 # MATRIX_SOURCE (linux-source line, default 6.12), VM_RUN_CPUS (default 1:
 # two kernels run side by side), MATRIX_LANES (default "ci bullseye sid
-# notproxy": the CI pair, 5.10, 7.2 and the kernel without tproxy; a subset
-# runs only those).
+# notproxy debug": the CI pair, 5.10, 7.2, the kernel without tproxy and
+# the debug kernel; a subset runs only those), MATRIX_FUZZ_MESSAGES,
+# MATRIX_FUZZ_PACKETS.
 
 set -u
 
@@ -39,20 +48,24 @@ BULLSEYE=${MATRIX_BULLSEYE:-'5\.10\.0-[0-9]+-amd64'}
 SID=${MATRIX_SID:-'7\.2\.[0-9]+\+deb[0-9]+-amd64'}
 SOURCE=${MATRIX_SOURCE:-6.12}
 LANES=2
-MATRIX_LANES=${MATRIX_LANES:-ci bullseye sid notproxy}
+MATRIX_LANES=${MATRIX_LANES:-ci bullseye sid notproxy debug}
+FUZZ_MESSAGES=${MATRIX_FUZZ_MESSAGES:-1000000}
+FUZZ_PACKETS=${MATRIX_FUZZ_PACKETS:-1000000}
 lane() { [[ " $MATRIX_LANES " == *" $1 "* ]]; }
 # shellcheck source=scripts/runlib.sh
 source scripts/runlib.sh
 
-declare -A kind kimg from intree
+declare -A kind kimg from intree modes opts
 order=()
 problems=()
 
-# add KVER KIND KIMG FROM INTREE_TESTS
+# add KVER KIND KIMG FROM INTREE_TESTS [MODES [VM-RUN OPTIONS]]
 add()
 {
 	order+=("$1")
 	kind[$1]=$2 kimg[$1]=$3 from[$1]=$4 intree[$1]=$5
+	modes[$1]=${6:-intree ours icount churn}
+	opts[$1]="$FUZZ_OPTS ${7:-}"
 }
 
 # Each kernel's own compiler, at W=1, warnings as errors.
@@ -107,12 +120,26 @@ if ! scripts/deps.sh --matrix; then
 fi
 mkdir -p build "$CACHE"
 version=$(make -s version)
+# The fuzzers at full size, two side by side; the limit of settings (600 s)
+# is for make check's short runs.
+FUZZ_OPTS="--env NFT_TPROXY_FUZZ_MESSAGES=$FUZZ_MESSAGES --env NFT_TPROXY_FUZZ_PACKETS=$FUZZ_PACKETS"
+FUZZ_OPTS+=" --env NFT_TPROXY_FUZZ_JOBS=2 --env kselftest_override_timeout=36000"
 
 # The kernel build takes the CPU while the chroots wait on the network.
 echo "matrix: preparing the kernels in $CACHE (logs in build/matrix-*.log)"
 notproxy_pid=""
-if lane notproxy; then
-	scripts/matrix-notproxy.sh "$CACHE" "$SOURCE" >build/matrix-notproxy.log 2>&1 &
+if lane notproxy || lane debug; then
+	# One after the other: each takes both CPUs.
+	(
+		rc=0
+		if lane notproxy; then
+			scripts/matrix-notproxy.sh "$CACHE" "$SOURCE" >build/matrix-notproxy.log 2>&1 || rc=1
+		fi
+		if lane debug; then
+			scripts/matrix-notproxy.sh "$CACHE" "$SOURCE" debug >build/matrix-debug.log 2>&1 || rc=1
+		fi
+		exit $rc
+	) &
 	notproxy_pid=$!
 fi
 
@@ -137,22 +164,33 @@ for spec in "bullseye:$BULLSEYE" "sid:$SID"; do
 	fi
 done
 
-if [ -z "$notproxy_pid" ]; then
-	:
-elif wait "$notproxy_pid"; then
-	k=$(tail -n 1 build/matrix-notproxy.log)
-	grep '^matrix-notproxy:' build/matrix-notproxy.log | sed 's/^/matrix: /'
-	add "$k" "kdir:$CACHE/notproxy/linux" "$CACHE/notproxy/img/boot/vmlinuz-$k" \
-	    "$(cut -d' ' -f1,2 "$CACHE/notproxy/stamp"), no tproxy" ""
-	if symvers_evidence "$CACHE/notproxy/linux"; then
+[ -z "$notproxy_pid" ] || wait "$notproxy_pid"
+for flavour in notproxy debug; do
+	lane "$flavour" || continue
+	log=build/matrix-$flavour.log
+	d=$CACHE/$flavour
+	if ! [ -f "$d/kver" ] || [ "$(tail -n 1 "$log" 2>/dev/null)" != "$(cat "$d/kver")" ]; then
+		problems+=("$flavour: building the kernel failed ($log)")
+		tail -n 30 "$log"
+		continue
+	fi
+	k=$(cat "$d/kver")
+	grep '^matrix-notproxy:' "$log" | sed 's/^/matrix: /'
+	if [ "$flavour" = notproxy ]; then
+		add "$k" "kdir:$d/linux" "$d/img/boot/vmlinuz-$k" \
+		    "$(cut -d' ' -f1,2 "$d/stamp"), no tproxy" ""
+	else
+		# Two vCPUs; KASAN's shadow and kmemleak's objects want memory.
+		add "$k" "kdir:$d/linux" "$d/img/boot/vmlinuz-$k" \
+		    "$(cut -d' ' -f1,2 "$d/stamp"), no tproxy, debug" "" \
+		    "all churn" "--cpus 2 --memory 3G"
+	fi
+	if symvers_evidence "$d/linux"; then
 		pass=$((pass + 1))
 	else
 		problems+=("$k: the kernel is not one without tproxy support, or lacks what ours needs")
 	fi
-else
-	problems+=("notproxy: building the kernel failed (build/matrix-notproxy.log)")
-	tail -n 30 build/matrix-notproxy.log
-fi
+done
 
 if ! { make -s -C selftests && make -s -C proxy; } >build/selftests-build.log 2>&1; then
 	problems+=("building the selftest helpers failed (build/selftests-build.log)")
@@ -174,7 +212,8 @@ export VM_RUN_CPUS=${VM_RUN_CPUS:-1}
 running=0
 for k in "${order[@]}"; do
 	echo "matrix: $k: build and test (${from[$k]})"
-	run_kernel "$k" "${kimg[$k]}" "${intree[$k]}" >"build/run-$k.out" 2>&1 &
+	RUN_MODES=${modes[$k]} RUN_OPTS=${opts[$k]} \
+		run_kernel "$k" "${kimg[$k]}" "${intree[$k]}" >"build/run-$k.out" 2>&1 &
 	running=$((running + 1))
 	if [ "$running" -ge "$LANES" ]; then
 		wait -n
