@@ -5,9 +5,10 @@
 # modules for each CI kernel and runs the selftests in a VM per kernel: once
 # the ABI tests against the kernel's own modules (mode intree), then the whole
 # suite against ours with the in-tree modules blocked (mode ours).  The ABI
-# results of both runs are compared line by line.  The kernels run side by
-# side; each kernel's lane ends with the throughput test under instruction
-# counting (ICOUNT_TESTS).
+# results of both runs are compared line by line, and so are the netlink
+# fuzzer's (a short run; make matrix and make debug-test run it at full
+# size).  The kernels run side by side; each kernel's lane ends with the
+# throughput test under instruction counting (ICOUNT_TESTS).
 #
 # Last line: "N passed, N failed, N skipped" over every test of every run,
 # lint, the documentation build and make userspace counting as one test each.
