@@ -97,8 +97,8 @@ table inet fz {
 		socket wildcard 1 counter
 		socket wildcard 0 counter
 		meta l4proto { tcp, udp } th dport 1234 counter tproxy to :1234 meta mark set 1 accept
-		meta l4proto tcp th dport 80 counter tproxy ip to 127.0.0.1:1234 meta mark set 1 accept
-		meta l4proto { tcp, udp } th dport 80 counter tproxy ip6 to [::1]:1234 meta mark set 1 accept
+		meta nfproto ipv4 meta l4proto tcp th dport 80 counter tproxy ip to 127.0.0.1:1234 meta mark set 1 accept
+		meta nfproto ipv6 meta l4proto { tcp, udp } th dport 80 counter tproxy ip6 to [::1]:1234 meta mark set 1 accept
 		$(divert "meta l4proto { tcp, udp } th dport 5353 counter tproxy to :1234 counter")
 		$(divert "icmp type echo-request counter")
 	}
@@ -135,13 +135,15 @@ listeners()
 		busywait "$BUSYWAIT_TIMEOUT" listener_ready "$gw" 1234 udp
 }
 
-# counters FAMILY TABLE PATTERN: the packets of the rules of TABLE that
-# match PATTERN, summed.
+# counters FAMILY TABLE BEFORE AFTER: the packets of the counters of TABLE
+# that come right after BEFORE or right before AFTER (regexes; "" for
+# any), summed.
 counters()
 {
 	ip netns exec "$gw" "$NFT" list table "$1" "$2" |
-		grep -E "$3" | grep -oE 'counter packets [0-9]+' |
-		awk '{ s += $3 } END { print s + 0 }'
+		grep -oE "$3 ?counter packets [0-9]+ bytes [0-9]+ ?$4" |
+		sed -E 's/.*counter packets ([0-9]+) .*/\1/' |
+		awk '{ s += $1 } END { print s + 0 }'
 }
 
 # run_fuzzer WHAT SEED: the fuzzer's jobs; checks the counters.
@@ -151,9 +153,9 @@ run_fuzzer()
 	local -a pids=()
 
 	local in4_0 in6_0 probe_0
-	in4_0=$(counters netdev fzin 'ether type ip counter')
-	in6_0=$(counters netdev fzin 'ether type ip6 counter')
-	probe_0=$(counters inet fz 'tcp dport 9 counter')
+	in4_0=$(counters netdev fzin 'ether type ip' '')
+	in6_0=$(counters netdev fzin 'ether type ip6' '')
+	probe_0=$(counters inet fz 'tcp dport 9' '')
 
 	t0=$(__now_ms)
 	for ((j = 0; j < JOBS; j++)); do
@@ -183,19 +185,19 @@ run_fuzzer()
 	# The last frames may still be on their way through the gateway.
 	settled()
 	{
-		[ $(($(counters netdev fzin 'ether type ip counter') - in4_0)) -ge "$v4" ] &&
-			[ $(($(counters netdev fzin 'ether type ip6 counter') - in6_0)) -ge "$v6" ]
+		[ $(($(counters netdev fzin 'ether type ip' '') - in4_0)) -ge "$v4" ] &&
+			[ $(($(counters netdev fzin 'ether type ip6' '') - in6_0)) -ge "$v6" ]
 	}
 	busywait 5000 settled
-	c=$(($(counters netdev fzin 'ether type ip counter') - in4_0))
-	v=$(($(counters netdev fzin 'ether type ip6 counter') - in6_0))
+	c=$(($(counters netdev fzin 'ether type ip' '') - in4_0))
+	v=$(($(counters netdev fzin 'ether type ip6' '') - in6_0))
 	if [ "$c" -eq "$v4" ] && [ "$v" -eq "$v6" ]; then
 		log_pass "$what: the gateway's ingress counted the $v4 IPv4 and $v6 IPv6 frames sent"
 	else
 		log_fail "$what: the gateway's ingress counted $c IPv4 and $v IPv6 frames, the fuzzer sent $v4 and $v6"
 		ok=1
 	fi
-	c=$(($(counters inet fz 'tcp dport 9 counter') - probe_0))
+	c=$(($(counters inet fz 'tcp dport 9' '') - probe_0))
 	if [ "$c" -eq $((p4 + p6)) ]; then
 		log_pass "$what: the probe rule counted the $((p4 + p6)) probes sent ($p4 IPv4, $p6 IPv6)"
 	else
@@ -212,7 +214,7 @@ check_stats()
 	local before after
 
 	[ "$NFT_TPROXY_MODE" = ours ] || return 0
-	before=$(counters inet fz 'counter packets [0-9]+ bytes [0-9]+ tproxy')
+	before=$(counters inet fz '' 'tproxy')
 	after=$(nft_tproxy_stats_sum "$gw" established listener tw_takeover no_socket not_transparent unhandled bridged)
 	if [ "$before" -eq "$after" ] && [ "$before" -gt 0 ]; then
 		log_pass "$1: the tproxy outcomes in $STAT add up to the $before packets the counters before tproxy saw"
@@ -220,7 +222,7 @@ check_stats()
 		log_fail "$1: the tproxy outcomes in $STAT add up to $after, the counters before tproxy saw $before"
 	fi
 	[ -n "$DIVERT" ] || return 0
-	before=$(counters inet fz 'counter packets [0-9]+ bytes [0-9]+ divert')
+	before=$(counters inet fz '' 'divert')
 	after=$(nft_tproxy_stats_sum "$gw" delivered looped refused bridged)
 	if [ "$before" -eq "$after" ]; then
 		log_pass "$1: the divert outcomes in $STAT add up to the $before packets the counters before divert saw"
