@@ -26,7 +26,7 @@
 # ends; each flow's sha256 and byte count at the sender and at the receiver
 # must be equal.
 #
-# make check runs it on one vCPU with 40 cycles; make matrix and make
+# make check runs it on one vCPU with 30 cycles; make matrix and make
 # debug-test on 4 vCPUs with 1000 (NFT_TPROXY_CHURN_CYCLES, and
 # NFT_TPROXY_CHURN_FLOWS, default 4).  Mode ours only: it unloads the
 # modules at the end (and loads them again).
@@ -34,7 +34,7 @@
 source "$(dirname "$(readlink -f "$0")")/lib.sh"
 
 RELAY=${NFT_TPROXY_RELAY:-$SELFTEST_DIR/../proxy/tproxy-relay}
-CYCLES=${NFT_TPROXY_CHURN_CYCLES:-40}
+CYCLES=${NFT_TPROXY_CHURN_CYCLES:-30}
 FLOWS=${NFT_TPROXY_CHURN_FLOWS:-4}
 
 if [ "${NFT_TPROXY_MODE:-ours}" != ours ]; then

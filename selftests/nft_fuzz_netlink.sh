@@ -25,14 +25,14 @@
 # namespaces are gone (the modules are loaded again for the tests that
 # follow).
 #
-# Environment: NFT_TPROXY_FUZZ_MESSAGES (default 1500, per run, split over
+# Environment: NFT_TPROXY_FUZZ_MESSAGES (default 600, per run, split over
 # the jobs), NFT_TPROXY_FUZZ_SEED (default 1), NFT_TPROXY_FUZZ_JOBS
 # (default 1: fuzzers side by side, each with its seed, in its own netns).
 
 source "$(dirname "$(readlink -f "$0")")/lib.sh"
 
 FUZZ=$SELFTEST_DIR/nft_fuzz_netlink
-MESSAGES=${NFT_TPROXY_FUZZ_MESSAGES:-1500}
+MESSAGES=${NFT_TPROXY_FUZZ_MESSAGES:-600}
 SEED=${NFT_TPROXY_FUZZ_SEED:-1}
 JOBS=${NFT_TPROXY_FUZZ_JOBS:-1}
 CMP_KINDS=tproxy,socket,chain,jump,vmap,replace,delete,abort

@@ -29,7 +29,7 @@
 #     the nft of make userspace) to what those before divert saw;
 #   - the gateway still intercepts a TCP connection and forwards pings.
 #
-# Environment: NFT_TPROXY_FUZZ_PACKETS (default 3000 per run, split over
+# Environment: NFT_TPROXY_FUZZ_PACKETS (default 2000 per run, split over
 # the jobs), NFT_TPROXY_FUZZ_SEED (default 1), NFT_TPROXY_FUZZ_JOBS
 # (default 1: fuzzers side by side, each with its seed).
 
@@ -38,7 +38,7 @@ source "$(dirname "$(readlink -f "$0")")/lib.sh"
 FUZZ=$SELFTEST_DIR/nft_fuzz_packet
 ECHO=$SELFTEST_DIR/tproxy_echo
 STAT=/proc/net/stat/nft_tproxy
-PACKETS=${NFT_TPROXY_FUZZ_PACKETS:-3000}
+PACKETS=${NFT_TPROXY_FUZZ_PACKETS:-2000}
 SEED=${NFT_TPROXY_FUZZ_SEED:-1}
 JOBS=${NFT_TPROXY_FUZZ_JOBS:-1}
 FUZZ_MAC=02:00:00:00:fa:22
