@@ -184,6 +184,13 @@ fi
 test_timeout=$(sed -n 's/^[[:space:]]*timeout[[:space:]]*=[[:space:]]*\([0-9]\+\).*/\1/p' \
 	"$root/selftests/settings" 2>/dev/null | tail -n 1)
 test_timeout=${test_timeout:-45}
+# A limit given to the guest (--env kselftest_override_timeout=SEC) is
+# the host's too.
+for e in "${envs[@]}"; do
+	case $e in
+	kselftest_override_timeout=[1-9]*) test_timeout=${e#*=} ;;
+	esac
+done
 [ "$ntests" -ge 1 ] || ntests=1
 timeout_s=${timeout_s:-$((ntests * test_timeout + BOOT_MARGIN))}
 
