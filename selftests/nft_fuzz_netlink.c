@@ -53,7 +53,13 @@
  * "-N" leaves out the namespace churn, for runs compared across kernels;
  * "-u" keeps the values 6.1's in-tree modules truncate to a u8 below 256
  * (the socket key and level, the tproxy family), for runs compared with
- * those modules.
+ * those modules; "-o" makes the verdict maps interval maps (an rbtree),
+ * for every run compared with another.  The kernel validates a batch by
+ * walking the chains and the maps' elements and answers with the first
+ * error it meets; a hash map's elements come in an order that its random
+ * seed decides, so a batch with two errors behind one map is answered
+ * either way (seen: EMLINK in one run, EOPNOTSUPP in the next, for the
+ * same message, on in-tree modules alone).  An rbtree walks in key order.
  * Exit status: 0, or 2 on a local error (usage, socket, lost ack).
  */
 #define _GNU_SOURCE
@@ -357,6 +363,7 @@ struct fz {
 	uint8_t kind;		/* generator of the item being built */
 	bool dirty;		/* a batch of many mutated items */
 	bool u8vals;		/* -u: key, family, level values below 256 */
+	bool ordered;		/* -o: maps the kernel walks in key order */
 	bool narrow;		/* the u32 being put must stay below 256 */
 	struct stats *stats;
 	unsigned char rbuf[RBUF_SIZE];
@@ -2187,6 +2194,8 @@ static void put_set(struct fz *fz, const struct loc *l, unsigned int s,
 		what_add(fz, " mut %#x", m);
 	a_str(fz, NFTA_SET_TABLE, tab_names[l->tab]);
 	a_str(fz, NFTA_SET_NAME, set_names[s]);
+	if (fz->ordered)
+		flags |= NFT_SET_INTERVAL;
 	if (m & M(VM_NOMAP))
 		flags = 0;
 	if (m & M(VM_SFLAGS))
@@ -3616,13 +3625,15 @@ static void usage(FILE *f)
 	unsigned int k;
 
 	fprintf(f,
-		"usage: nft_fuzz_netlink [-s SEED] [-n MESSAGES] [-k KINDS] [-N] [-u] [-v] [-d DIR]\n"
+		"usage: nft_fuzz_netlink [-s SEED] [-n MESSAGES] [-k KINDS] [-N] [-u] [-o] [-v]\n"
+		"                        [-d DIR]\n"
 		"  -s SEED      seed of the generator (uint64, default 1)\n"
 		"  -n MESSAGES  messages to send (default 10000)\n"
 		"  -k KINDS     generators to use, comma separated (default all)\n"
 		"  -N           no namespace churn (same as leaving out netns)\n"
 		"  -u           socket key and level, tproxy family below 256\n"
 		"               (what 6.1's in-tree modules truncate to a u8)\n"
+		"  -o           interval maps, which the kernel walks in key order\n"
 		"  -v           print every message, its errno and extack\n"
 		"  -d DIR       write the errno of each message to\n"
 		"               DIR/nft_fuzz_SEED_MESSAGES.errnos\n"
@@ -3736,7 +3747,7 @@ int main(int argc, char **argv)
 	fz->kinds = ALL_KINDS;
 	fz->sink = -1;
 	fz->stats = &stats;
-	while ((c = getopt(argc, argv, "s:n:k:Nuvd:h")) != -1) {
+	while ((c = getopt(argc, argv, "s:n:k:Nuovd:h")) != -1) {
 		switch (c) {
 		case 's':
 			if (!parse_u64(optarg, &seed)) {
@@ -3764,6 +3775,9 @@ int main(int argc, char **argv)
 			break;
 		case 'u':
 			fz->u8vals = true;
+			break;
+		case 'o':
+			fz->ordered = true;
 			break;
 		case 'v':
 			stats.verbose = true;

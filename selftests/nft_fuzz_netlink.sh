@@ -12,7 +12,9 @@
 # Two runs are compared across modes, line by line, by make check and make
 # matrix (scripts/runlib.sh), and so print the same "fuzz-cmp" and
 # "fuzz-u8" lines whichever module answers: the generators both kinds of
-# module know (no divert), no namespace churn, seeds SEED .. SEED+JOBS-1:
+# module know (no divert), no namespace churn, interval maps (a hash map's
+# random seed decides which of two errors in a batch the kernel reports;
+# nft_fuzz_netlink -o), seeds SEED .. SEED+JOBS-1:
 #   fuzz-cmp  every value;
 #   fuzz-u8   the socket key and level and the tproxy family below 256.
 # 6.1's in-tree modules keep those three in a u8 and truncate what they get
@@ -151,8 +153,8 @@ echo >/proc/sys/kernel/modprobe
 [ -z "$expedited" ] || echo 1 >/sys/kernel/rcu_expedited
 echo "fuzz: usermode modprobe off (kernel.modprobe '$(cat /proc/sys/kernel/modprobe)'), rcu_expedited ${expedited:+1 (was $expedited)}${expedited:-absent}"
 
-fuzz cmp -N -k "$CMP_KINDS" || ret=$ksft_fail
-fuzz u8 -N -u -k "$CMP_KINDS" || ret=$ksft_fail
+fuzz cmp -N -o -k "$CMP_KINDS" || ret=$ksft_fail
+fuzz u8 -N -o -u -k "$CMP_KINDS" || ret=$ksft_fail
 
 if [ "$NFT_TPROXY_MODE" = ours ]; then
 	fuzz all || ret=$ksft_fail
