@@ -826,6 +826,15 @@ static void e_name(struct fz *fz, const struct expr *e)
 		/* divert only where its generator is in use (-k) */
 		if (!strcmp(name, "divert") && !(fz->kinds & M(K_DIVERT)))
 			name = "tproxy6";
+		/*
+		 * -u: another body named socket reads its attribute 1 as
+		 * the key and 3 as the level, and those values were not
+		 * kept below 256 (tproxy's port register, in host byte
+		 * order: 6.1's in-tree socket truncates it and accepts).
+		 */
+		if (fz->u8vals && !strcmp(name, "socket") &&
+		    strcmp(e->name, "socket"))
+			name = "sock";
 		a_str(fz, NFTA_EXPR_NAME, name);
 		break;
 	case SH_UNTERM:

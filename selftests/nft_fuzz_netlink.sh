@@ -40,7 +40,7 @@
 # the real modprobe ("autoload"), which loads what a batch names while the
 # batch waits.  Together they made a 1-vCPU guest answer 8 times faster.
 #
-# Environment: NFT_TPROXY_FUZZ_MESSAGES (default 600, per run, split over
+# Environment: NFT_TPROXY_FUZZ_MESSAGES (default 20000, per run, split over
 # the jobs), NFT_TPROXY_FUZZ_SEED (default 1), NFT_TPROXY_FUZZ_JOBS
 # (default 1: fuzzers side by side, each with its seed, in its own netns),
 # NFT_TPROXY_FUZZ_RUNS (default cmp,u8,all,autoload; all and autoload in
@@ -49,7 +49,7 @@
 source "$(dirname "$(readlink -f "$0")")/lib.sh"
 
 FUZZ=$SELFTEST_DIR/nft_fuzz_netlink
-MESSAGES=${NFT_TPROXY_FUZZ_MESSAGES:-600}
+MESSAGES=${NFT_TPROXY_FUZZ_MESSAGES:-20000}
 SEED=${NFT_TPROXY_FUZZ_SEED:-1}
 JOBS=${NFT_TPROXY_FUZZ_JOBS:-1}
 RUNS=,${NFT_TPROXY_FUZZ_RUNS:-cmp,u8,all,autoload},
@@ -151,7 +151,8 @@ restore()
 on_exit restore
 echo >/proc/sys/kernel/modprobe
 [ -z "$expedited" ] || echo 1 >/sys/kernel/rcu_expedited
-echo "fuzz: usermode modprobe off (kernel.modprobe '$(cat /proc/sys/kernel/modprobe)'), rcu_expedited ${expedited:+1 (was $expedited)}${expedited:-absent}"
+echo "fuzz: usermode modprobe off (kernel.modprobe '$(cat /proc/sys/kernel/modprobe)')," \
+     "rcu_expedited $(cat /sys/kernel/rcu_expedited 2>/dev/null || echo absent) (was ${expedited:-absent})"
 
 fuzz cmp -N -o -k "$CMP_KINDS" || ret=$ksft_fail
 fuzz u8 -N -o -u -k "$CMP_KINDS" || ret=$ksft_fail
