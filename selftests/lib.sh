@@ -704,19 +704,27 @@ __unload_ours()
 	! grep -qE '^nft_(tproxy|socket) ' /proc/modules
 }
 
+# unload_ours AFTER: in mode ours, once the rules are gone, our modules
+# must unload, once the namespaces that held rules are (they go in a
+# workqueue).  PASS or FAIL "... after AFTER"; returns 1 on FAIL.
+unload_ours()
+{
+	if busywait 30000 __unload_ours; then
+		log_pass "our modules unload after $1"
+		return 0
+	fi
+	log_fail "our modules do not unload after $1: $(grep -E '^nft_(tproxy|socket) ' /proc/modules | tr '\n' ' ')"
+	return 1
+}
+
 # reload_ours AFTER: at the end of a test (mode ours) whose rules are
-# gone: our modules must unload, once the namespaces that held rules are
-# (they go in a workqueue); then they are loaded again for the tests that
-# follow.  PASS or FAIL "... after AFTER".
+# gone: unload_ours AFTER, then our modules are loaded again for the tests
+# that follow.
 reload_ours()
 {
 	local m
 
-	if busywait 30000 __unload_ours; then
-		log_pass "our modules unload after $1"
-	else
-		log_fail "our modules do not unload after $1: $(grep -E '^nft_(tproxy|socket) ' /proc/modules | tr '\n' ' ')"
-	fi
+	unload_ours "$1"
 	for m in nft_tproxy nft_socket; do
 		grep -q "^$m " /proc/modules || insmod "$NFT_TPROXY_MODDIR/$m.ko" ||
 			log_fail "insmod $m after $1"

@@ -74,7 +74,7 @@ fuzz()
 
 	[[ $RUNS == *",$name,"* ]] || return 0
 	shift
-	if [ "$1" = -n ]; then
+	if [ "${1:-}" = -n ]; then
 		messages=$2
 		shift 2
 	fi
@@ -178,12 +178,7 @@ esac
 exec $modprobe_path "\$@"
 EOF
 	chmod +x "$TMPDIR_FUZZ/modprobe"
-	if busywait 30000 __unload_ours; then
-		log_pass "our modules unload after the fuzzing"
-	else
-		log_fail "our modules do not unload after the fuzzing"
-		ret=$ksft_fail
-	fi
+	unload_ours "the fuzzing" || ret=$ksft_fail
 	if [[ $RUNS == *,autoload,* ]]; then
 		echo "$TMPDIR_FUZZ/modprobe" >/proc/sys/kernel/modprobe
 		fuzz autoload -n "$AUTOLOAD" || ret=$ksft_fail
